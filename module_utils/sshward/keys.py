@@ -318,8 +318,7 @@ def report(entries: list[AuthorizedKey]) -> list[str]:
             out.append(f"{printable(e.location)} INVALID {printable(e.error)}")
         else:
             out.append(
-                f"{printable(e.location)} {e.key.keytype} {e.key.bits} {e.key.fingerprint} "
-                f"{printable(e.key.comment)}"
+                f"{printable(e.location)} {e.key.keytype} {e.key.bits} {e.key.fingerprint} {printable(e.key.comment)}"
             )
     return out
 

@@ -109,9 +109,7 @@ class OpenSSHVersion:
     def _backport(self, table: Mapping[tuple[int, int, int], str]) -> bool:
         """True when this Debian build carries a backport listed as {upstream: first revision}."""
         rev = table.get(self.upstream)
-        return (
-            self.vendor == "Debian" and rev is not None and dpkg_revision_cmp(self.vendor_revision, rev) >= 0
-        )
+        return self.vendor == "Debian" and rev is not None and dpkg_revision_cmp(self.vendor_revision, rev) >= 0
 
     # ---- facts -----------------------------------------------------------------
     @property

@@ -518,15 +518,10 @@ class Plan:
     @property
     def summary(self) -> str:
         out = [f"{c.path}:{c.lineno}: {c.reason} {_printable(c.text)}" for c in self.changes]
+        out += [f"{c.path}:{c.lineno}: commented out ({c.reason}): {_printable(c.text)}" for c in self.neutralised]
+        out += [f"{c.path}:{c.lineno}: overridden, now ignored by sshd: {_printable(c.text)}" for c in self.dead]
         out += [
-            f"{c.path}:{c.lineno}: commented out ({c.reason}): {_printable(c.text)}" for c in self.neutralised
-        ]
-        out += [
-            f"{c.path}:{c.lineno}: overridden, now ignored by sshd: {_printable(c.text)}" for c in self.dead
-        ]
-        out += [
-            f"{c.path}:{c.lineno}: still applies (not a managed file): {_printable(c.text)}"
-            for c in self.remaining
+            f"{c.path}:{c.lineno}: still applies (not a managed file): {_printable(c.text)}" for c in self.remaining
         ]
         return "\n".join(out) if out else "no changes"
 
@@ -753,3 +748,37 @@ def apply_plan(tree: ConfigTree, plan: Plan, read: Reader, listdir: Lister = os_
         return plan.files[path] if path in plan.files else read(path)
 
     return load_tree(tree.main, overlay, listdir)
+
+
+# ------------------------------------------------------------------ managed trailing blocks
+
+
+def managed_block(text: str, name: str, lines: Sequence[str]) -> str:
+    """Put ``lines`` between ``# BEGIN sshward NAME`` / ``# END sshward NAME`` at the end of ``text``.
+
+    Used for the Match blocks sshward owns (SFTP-only groups): a Match block runs to
+    the end of the file, so ours goes last, after every global keyword. An empty
+    ``lines`` removes the block. Anything else in the file is left as it is.
+    """
+    begin, end = f"# BEGIN sshward {name}", f"# END sshward {name}"
+    newline = "\r\n" if "\r\n" in text else "\n"
+    out: list[str] = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if stripped == begin:
+            inside = True
+            continue
+        if inside:
+            if stripped == end:
+                inside = False
+            continue
+        out.append(line)
+    if inside:
+        raise ValueError(f"{begin!r} has no matching {end!r}; fix the file by hand")
+    body = "".join(out)
+    if lines:
+        if body and not body.endswith(("\n", "\r")):
+            body += newline
+        body += newline.join([begin, *lines, end]) + newline
+    return body
