@@ -285,14 +285,23 @@ class Plan:
     after: str
 
 
-def state_commands(backend: str, mode: str = "ratelimit") -> dict[str, tuple[str, ...]]:
+def state_commands(
+    backend: str, mode: str = "ratelimit", nft_version: str | None = None
+) -> dict[str, tuple[str, ...]]:
     """The argv whose standard output the plan functions want, keyed by their argument name.
 
-    For nftables, a failing command (table absent) means ``nft_json=None``.
+    nftables: ``nft -j list table inet <ours>``; a failing command (table absent) means
+    ``None``. nft before 1.0 (Debian 11's 0.9.8) leaves the statements inside set updates
+    (our per-source limits) out of its JSON, so for it, given ``nft_version`` (``nft -v``
+    output), the text listing is asked for instead: the plan functions read both.
     """
     if _check_backend(backend) == "iptables":
         return {"ipv4": ("iptables-save",), "ipv6": ("ip6tables-save",)}
-    return {"inet": ("nft", "-j", "list", "table", "inet", NFT_TABLES[_check_mode(mode)])}
+    table = NFT_TABLES[_check_mode(mode)]
+    match = re.search(r"v(\d+)\.(\d+)", nft_version or "")
+    if match and int(match.group(1)) < 1:
+        return {"inet": ("nft", "list", "table", "inet", table)}
+    return {"inet": ("nft", "-j", "list", "table", "inet", table)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,7 +591,8 @@ class _NftTable:
         norm = [f"table inet {self.name}"]
         for s in sorted(self.sets, key=lambda s: s.name):
             norm.append(
-                f"set {s.name} type={s.type} flags={','.join(sorted(s.flags))} timeout={s.timeout} "
+                f"set {s.name} type={s.type} flags={','.join(sorted(f for f in s.flags if f != 'dynamic'))} "
+                f"timeout={s.timeout} "
                 f"size={s.size} elements={','.join(sorted(s.elements))}"
             )
         for c in sorted(self.chains, key=lambda c: c.name):
@@ -800,7 +810,9 @@ def _nft_normal_from_json(text: str, table: str) -> str | None:
                 continue
             flags = s.get("flags", [])
             flags = [flags] if isinstance(flags, str) else list(flags)
-            elems = s.get("elem", [])
+            # Older nft leaves "dynamic" out of its JSON; elements of timeout sets are live state.
+            flags = [f for f in flags if f != "dynamic"]
+            elems = [] if "timeout" in flags else s.get("elem", [])
             try:
                 elements = sorted(_nft_net(_j_value(e)) for e in elems)
                 timeout = _timeout_seconds(s.get("timeout", 0))
@@ -843,23 +855,132 @@ def _nft_normal_from_json(text: str, table: str) -> str | None:
     return "\n".join(norm) + "\n"
 
 
+_PRIORITY_NAMES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+_DURATION = re.compile(r"(\d+)(ms|d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _text_priority(text: str) -> int | str:
+    m = re.fullmatch(r"(-?\d+)|([a-z]+)(?:\s*([+-])\s*(\d+))?", text.strip())
+    if not m:
+        return text.strip()
+    if m.group(1):
+        return int(m.group(1))
+    if m.group(2) not in _PRIORITY_NAMES:
+        return text.strip()
+    offset = int(m.group(4) or 0)
+    return _PRIORITY_NAMES[m.group(2)] + (-offset if m.group(3) == "-" else offset)
+
+
+def _text_duration(text: str) -> int:
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return -1
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts if u != "ms")
+
+
+def _nft_normal_from_text(text: str, table: str) -> str | None:
+    """Canonical text of ``table`` from ``nft list table inet TABLE`` (text listing)."""
+    lines = [re.sub(r"\s*# handle \d+$", "", ln).strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not lines or not re.fullmatch(rf"table inet {re.escape(table)} \{{", lines[0]):
+        return None
+    sets: list[str] = []
+    chains: dict[str, list[str]] = {}
+    heads: dict[str, str] = {}
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        m = re.fullmatch(r"(set|chain) (\S+) \{", line)
+        i += 1
+        if not m:
+            continue
+        kind, name = m.groups()
+        body: list[str] = []
+        while i < len(lines) and lines[i] != "}":
+            if lines[i].startswith("elements = {"):
+                chunk = lines[i]
+                while chunk.count("{") > chunk.count("}") and i + 1 < len(lines):
+                    i += 1
+                    chunk += " " + lines[i]
+                body.append(chunk)
+            else:
+                body.append(lines[i])
+            i += 1
+        i += 1
+        if kind == "set":
+            attrs = {"type": "", "flags": "", "timeout": "0", "size": "0"}
+            elements: list[str] = []
+            for b in body:
+                key, _, value = b.partition(" ")
+                if key == "elements":
+                    inner = value.split("{", 1)[1].rsplit("}", 1)[0]
+                    elements = sorted(_nft_net(e.strip()) for e in inner.split(",") if e.strip())
+                elif key in attrs:
+                    attrs[key] = value.strip()
+            flags = sorted(f for f in attrs["flags"].split(",") if f and f != "dynamic")
+            timeout = _text_duration(attrs["timeout"]) if attrs["timeout"] != "0" else 0
+            if "timeout" in flags:
+                elements = []
+            sets.append(
+                f"set {name} type={attrs['type']} flags={','.join(flags)} timeout={timeout} "
+                f"size={attrs['size']} elements={','.join(elements)}"
+            )
+        else:
+            rules = []
+            head = f"chain {name} hook=- priority=-"
+            for b in body:
+                hm = re.fullmatch(r"type (\S+) hook (\S+) priority ([^;]+);(?:\s*policy (\S+);)?", b)
+                if hm:
+                    typ, hook, prio, policy = hm.groups()
+                    extra = ""
+                    if typ != "filter" or (policy or "accept") != "accept":
+                        extra = f" type={typ} policy={policy}"
+                    head = f"chain {name} hook={hook} priority={_text_priority(prio)}{extra}"
+                else:
+                    rules.append(b)
+            heads[name] = head
+            chains[name] = rules
+    norm = [f"table inet {table}"] + sorted(sets)
+    for name in sorted(chains):
+        norm.append(heads[name])
+        norm += [f"  {r}" for r in chains[name]]
+    return "\n".join(norm) + "\n"
+
+
+def _nft_normal(listing: str | None, table: str) -> str:
+    """Canonical form of our table from a JSON or text listing; "" when the table is absent."""
+    text = (listing or "").strip()
+    if not text:
+        return ""
+    if text.startswith("{"):
+        return _nft_normal_from_json(text, table) or ""
+    return _nft_normal_from_text(text, table) or ""
+
+
 _NFT_CMD = ("nft", "-f", "/dev/stdin")
 _NFT_CHECK = ("nft", "-c", "-f", "/dev/stdin")
 
 
-def plan_nftables(policy: Policy, current_json: str | None) -> Plan:
-    """Compare ``nft -j list table inet <ours>`` output (None/"" if the table is absent)."""
+def plan_nftables(policy: Policy, current: str | None) -> Plan:
+    """Compare our table's listing (``nft -j list table inet <ours>`` or the text listing;
+    None or "" when the table is absent) with ``policy``.
+
+    The script replaces the table in one transaction; loading it resets the per-source
+    meters and blocks, which is why an unchanged table is never reloaded.
+    """
     model = _nft_model(policy)
     after = model.normal()
-    before = _nft_normal_from_json(current_json or "", model.name) or ""
+    before = _nft_normal(current, model.name)
     changed = before != after
     script = _nft_replace_script(model.name, model.render()) if changed else ""
     return Plan("nftables", "inet", policy.mode, _NFT_CMD, _NFT_CHECK, script, changed, before, after)
 
 
-def plan_nftables_removal(mode: str, current_json: str | None) -> Plan:
+def plan_nftables_removal(mode: str, current: str | None) -> Plan:
+    """Delete our table of ``mode``; a no-op when the listing shows it absent."""
     table = NFT_TABLES[_check_mode(mode)]
-    before = _nft_normal_from_json(current_json or "", table) or ""
+    before = _nft_normal(current, table)
     changed = bool(before)
     script = f"add table inet {table}\ndelete table inet {table}\n" if changed else ""
     return Plan("nftables", "inet", mode, _NFT_CMD, _NFT_CHECK, script, changed, before, "")
