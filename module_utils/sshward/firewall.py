@@ -37,7 +37,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
 __all__ = [
@@ -72,6 +72,8 @@ RECENT_PKT_LIST_TOT = 20
 #: ``multiport`` accepts at most 15 ports.
 MAX_PORTS = 15
 MAX_SECONDS = 86400
+#: Seconds iptables-restore waits for the xtables lock.
+XTABLES_WAIT = 10
 #: Bound on the nft dynamic sets (sources tracked at once), like ``recent``'s ip_list_tot.
 NFT_SET_SIZE = 65535
 
@@ -147,7 +149,9 @@ def _check_networks(name: str, value: Any, warnings: list[str]) -> tuple[Network
         except ValueError:
             example = "2001:db8::/32" if ":" in text else "10.0.0.0/8"
             raise FirewallError(f"{name}: {str(item)!r} is not a valid network (e.g. {example})") from None
-        if "/" in text and str(net) != text and net.compressed != text.lower():
+        try:
+            ipaddress.ip_network(text, strict=True)
+        except ValueError:
             warnings.append(f"{name}: {text!r} has host bits set; using {net}")
         nets.append(net)
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
@@ -158,6 +162,11 @@ def _check_networks(name: str, value: Any, warnings: list[str]) -> tuple[Network
 def _family(nets: Iterable[Network], family: str) -> list[str]:
     version = 4 if family == "ipv4" else 6
     return [str(n) for n in nets if n.version == version]
+
+
+def _known(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls) if f.name != "warnings"}
+    return {k: v for k, v in params.items() if k in names and v is not None}
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,11 @@ class RateLimitPolicy:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     mode = "ratelimit"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RateLimitPolicy:
+        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
+        return cls(**_known(cls, params))
 
     def __post_init__(self) -> None:
         warnings: list[str] = []
@@ -224,6 +238,11 @@ class RestrictPolicy:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     mode = "restrict"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RestrictPolicy:
+        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
+        return cls(**_known(cls, params))
 
     def __post_init__(self) -> None:
         warnings: list[str] = []
@@ -412,8 +431,11 @@ def _host(net: str, family: str) -> str:
 
 
 def _restore_cmd(family: str, test: bool = False) -> tuple[str, ...]:
+    # --wait: docker, fail2ban... may hold the xtables lock (legacy); iptables-nft ignores it.
+    # --test is a syntax check only with iptables-nft; legacy also validates chains and targets.
     tool = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
-    return (tool, "--noflush", "--test") if test else (tool, "--noflush")
+    base = (tool, "--noflush", f"--wait={XTABLES_WAIT}")
+    return (*base, "--test") if test else base
 
 
 def _jump_spec(mode: str) -> str:

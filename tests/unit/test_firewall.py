@@ -496,8 +496,8 @@ def test_text_priority(text, prio):
 
 def test_plan_iptables_gives_two_families():
     assert [(p.family, p.command) for p in fw.plan(RL, "iptables")] == [
-        ("ipv4", ("iptables-restore", "--noflush")),
-        ("ipv6", ("ip6tables-restore", "--noflush")),
+        ("ipv4", ("iptables-restore", "--noflush", "--wait=10")),
+        ("ipv6", ("ip6tables-restore", "--noflush", "--wait=10")),
     ]
 
 
@@ -508,7 +508,7 @@ def test_plan_nftables_gives_one_transaction():
 @pytest.mark.parametrize(
     ("backend", "check"),
     [
-        ("iptables", ("iptables-restore", "--noflush", "--test")),
+        ("iptables", ("iptables-restore", "--noflush", "--wait=10", "--test")),
         ("nftables", ("nft", "-c", "-f", "/dev/stdin")),
     ],
 )
@@ -622,3 +622,21 @@ def test_conflict_message_names_the_setting():
     assert "set sshward_backend=nftables" in (
         fw.conflict_message("Status: active", setting="sshward_backend") or ""
     )
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/8", "2001:0DB8::/32", "192.0.2.1"])
+def test_no_warning_for_canonical_or_spelled_out_networks(text):
+    assert fw.RateLimitPolicy(allowlist=[text]).warnings == ()
+
+
+def test_from_params_ignores_unknown_and_none():
+    params = {"trusted_networks": ["10.0.0.0/8"], "hitcount": None, "state": "present", "ports": [2222]}
+    assert fw.RateLimitPolicy.from_params(params) == fw.RateLimitPolicy(
+        trusted_networks=["10.0.0.0/8"], ports=[2222]
+    )
+
+
+def test_restrict_from_params():
+    assert fw.RestrictPolicy.from_params(
+        {"admin_networks": ["203.0.113.7"], "backend": "auto"}
+    ) == fw.RestrictPolicy(admin_networks=["203.0.113.7/32"])
