@@ -229,7 +229,10 @@ class RateLimitPolicy:
 class RestrictPolicy:
     """Incident lockdown: new SSH connections only from ``admin_networks`` (and loopback).
 
-    Established sessions are untouched (closing them is the session module's job).
+    Established sessions are untouched (closing them is the session module's job). Like the
+    rate limit, restrict never accepts: admin connections go on to the rate limit (if loaded)
+    and to the host's own rules, so put the admin addresses in the rate limit's allowlist too
+    when both are active.
     """
 
     admin_networks: tuple[Network, ...] = ()
