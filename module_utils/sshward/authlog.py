@@ -53,7 +53,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import IO, Any, Callable, Union
+from typing import IO, Any
 
 __all__ = [
     "KIND",
@@ -204,8 +204,13 @@ class AuthLogError(Exception):
 
 
 # --------------------------------------------------------------------------------------------
-# Patterns. Messages arrive with a leading "error: "/"fatal: " and a trailing " [preauth]"
-# already removed. ADDR is a cheap character-class pre-check; ipaddress validates it after.
+# Patterns. All message patterns are alternatives of ONE compiled regex, preceded by the syslog
+# header (for text lines) and followed by an optional " [preauth]": one C-level match per line
+# recognises the program, the kind and every field; ``lastgroup`` names the alternative and
+# ``m.group(*indices)`` fetches its fields in one call. Each alternative is anchored at the end
+# of the line (the trailing ``$`` is shared); client-chosen text that follows sshd's address is
+# matched lazily so " [preauth]" is never swallowed. ADDR is a cheap character-class pre-check;
+# ipaddress validates it after.
 # --------------------------------------------------------------------------------------------
 
 _ADDR = r"(?P<addr>[0-9A-Fa-f:.]+(?:%[\w.-]+)?)"
@@ -216,35 +221,180 @@ _AUTH_HEAD = (
     r"(?P<res>Failed|Accepted|Postponed|Partial) (?P<method>[A-Za-z0-9-]+(?:/[A-Za-z0-9-]+)?)"
     r" for (?P<inv>invalid user )?"
 )
-# Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
-_RX_AUTH = re.compile(
-    _AUTH_HEAD + r"(?P<user>.*) from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r")?$"
+_WHO = r"(?P<who>invalid user|authenticating user|user)"
+_SSHD = "sshd"
+_ALL = "all"
+_SUDO = "sudo"
+_SU = "su"
+
+# (name, family, pattern, fields). Order: most frequent first (alternatives are tried in turn).
+_ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    # Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
+    (
+        "auth",
+        _SSHD,
+        _AUTH_HEAD + r"(?P<user>.*) from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r")?",
+        ("res", "method", "inv", "user", "addr", "port", "ktype", "fp"),
+    ),
+    ("invalid", _SSHD, r"Invalid user (?P<user>.*) from " + _TAIL, ("user", "addr", "port")),
+    (
+        "closed",
+        _SSHD,
+        r"(?P<what>Connection closed by|Connection reset by|Disconnected from)(?: "
+        + _WHO
+        + r" (?P<user>.*))? "
+        + _TAIL,
+        ("what", "who", "user", "addr", "port"),
+    ),
+    (
+        "received",
+        _SSHD,
+        r"Received disconnect from " + _TAIL + r":(?P<code>\d+): (?P<msg>.*?)",
+        ("addr", "port", "code", "msg"),
+    ),
+    (
+        "pam_auth",
+        _ALL,
+        r"pam_unix\((?P<svc>[\w.-]+):auth\): authentication failure; logname=\S* uid=\d+ euid=\d+"
+        r" tty=\S* ruser=\S* rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*))?)?",
+        ("svc", "rhost", "user"),
+    ),
+    (
+        "pam_session",
+        _ALL,
+        r"pam_unix\((?P<svc>[\w.-]+):session\): session (?P<oc>opened|closed) for user "
+        r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by [^\s(]*(?:\(uid=\d+\))?)?",
+        ("svc", "oc", "user"),
+    ),
+    (
+        "maxauth",
+        _SSHD,
+        r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from "
+        + _TAIL
+        + " ssh2",
+        ("inv", "user", "addr", "port"),
+    ),
+    # The reason may repeat client-chosen user names (after a ":"); user names cannot hold ":".
+    (
+        "disconnecting",
+        _SSHD,
+        r"Disconnecting(?: " + _WHO + r" (?P<user>[^:]*))? " + _TAIL + r": (?P<reason>.*?)",
+        ("who", "user", "addr", "port", "reason"),
+    ),
+    ("noident", _SSHD, r"Did not receive identification string from " + _TAIL, ("addr", "port")),
+    (
+        "banner",
+        _SSHD,
+        r"banner exchange: Connection from " + _TAIL + r": (?P<reason>.*?)",
+        ("addr", "port", "reason"),
+    ),
+    (
+        "negotiate",
+        _SSHD,
+        r"Unable to negotiate with " + _TAIL + r": no matching (?P<what>.+?) found\. Their offer: .*?",
+        ("addr", "port", "what"),
+    ),
+    (
+        "accepted_key",
+        _SSHD,
+        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)",
+        ("ktype", "fp", "file", "line"),
+    ),
+    # Certificate form: the key ID is client-chosen and follows the address; sshd cuts user
+    # names at ":" so the user cannot reach past "ssh2: TYPE SHA256:".
+    (
+        "auth_cert",
+        _SSHD,
+        _AUTH_HEAD
+        + r"(?P<user>[^:]*) from "
+        + _TAIL
+        + r" ssh2: "
+        + _KTYPE
+        + " "
+        + _FP
+        + r" ID (?P<certid>.*) \(serial (?P<serial>\d+)\) CA (?P<catype>\S+) (?P<cafp>\S+)",
+        ("res", "method", "inv", "user", "addr", "port", "ktype", "fp", "certid", "serial", "catype", "cafp"),
+    ),
+    (
+        "conn_from",
+        _SSHD,
+        r"Connection from " + _TAIL + r" on \S+ port \d+(?: rdomain .*?)?",
+        ("addr", "port"),
+    ),
+    (
+        "not_allowed_host",
+        _SSHD,
+        r"User (?P<user>.*) from (?P<rhost>\S+) not allowed because (?P<reason>not listed in AllowUsers"
+        r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
+        r"|none of user's groups are listed in AllowGroups)",
+        ("user", "rhost", "reason"),
+    ),
+    (
+        "not_allowed",
+        _SSHD,
+        r"User (?P<user>\S+) not allowed because (?P<reason>account is locked"
+        r"|shell .+ does not exist|shell .+ is not executable)",
+        ("user", "reason"),
+    ),
+    ("timeout", _SSHD, r"Timeout before authentication for " + _TAIL, ("addr", "port")),
+    (
+        "drop",
+        _SSHD,
+        r"drop connection #\d+ from \[" + _ADDR + r"\]:(?P<port>\d{1,5}) on \[[^\]]*\]:\d+ (?P<reason>.*?)",
+        ("addr", "port", "reason"),
+    ),
+    (
+        "su",
+        _SU,
+        r"(?P<failed>FAILED SU |FAILED RUNUSER )?\(to (?P<to>\S+)\) (?P<user>\S*) on \S+",
+        ("failed", "to", "user"),
+    ),
+    (
+        "sudo",
+        _SUDO,
+        r"\s*(?P<user>\S+) : (?:(?P<what>[^;]*?) ; )?TTY=\S+ ; PWD=.*? ; USER=(?P<runas>\S+) ;"
+        r".*? COMMAND=(?P<cmd>.*)",
+        ("user", "what", "runas", "cmd"),
+    ),
+]
+
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
+
+
+def _build_body() -> str:
+    parts = []
+    for name, _family, pat, _fields in _ALTS:
+        # " [preauth]" goes inside each alternative, so that the alternative is the last group
+        # closed and Match.lastgroup names it.
+        renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?P<pre> \[preauth\])?")
+        parts.append(f"(?P<A_{name}>{renamed})")
+    return "(?:" + "|".join(parts) + ")"
+
+
+_BODY = _build_body()
+_PROGS = r"(?P<prog>sshd-session|sshd-auth|sshd|sudo|su)"
+_TS = (
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
+    r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
-# Certificate form: the key ID is client-chosen and follows the address; sshd cuts user names
-# at ":" so the user cannot reach past "ssh2: TYPE SHA256:".
-_RX_AUTH_CERT = re.compile(
-    _AUTH_HEAD
-    + r"(?P<user>[^:]*) from "
-    + _TAIL
-    + r" ssh2: "
-    + _KTYPE
-    + " "
-    + _FP
-    + r" ID (?P<certid>.*) \(serial (?P<serial>\d+)\) CA (?P<catype>\S+) (?P<cafp>\S+)$"
+_LINE_RX = re.compile(
+    _TS + r" (?P<host>\S+) " + _PROGS + r"(?:\[(?P<pid>\d+)\])?: (?:error: |fatal: )?" + _BODY + "$"
 )
-_RX_ACCEPTED_KEY = re.compile(
-    r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)$"
-)
-_RX_INVALID = re.compile(r"Invalid user (?P<user>.*) from " + _TAIL + "$")
-_RX_NOT_ALLOWED_HOST = re.compile(
-    r"User (?P<user>.*) from (?P<rhost>\S+) not allowed because (?P<reason>not listed in AllowUsers"
-    r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
-    r"|none of user's groups are listed in AllowGroups)$"
-)
-_RX_NOT_ALLOWED = re.compile(
-    r"User (?P<user>\S+) not allowed because (?P<reason>account is locked"
-    r"|shell (?P<shell>.+) does not exist|shell (?P<shell2>.+) is not executable)$"
-)
+_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _BODY + "$")
+
+
+def _indices(rx: re.Pattern[str], head: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], str, str]]:
+    gi = rx.groupindex
+    out = {}
+    for name, family, _pat, fields in _ALTS:
+        idx = tuple(gi[h] for h in head) + tuple(gi[f"{name}__{f}"] for f in ("pre", *fields))
+        out["A_" + name] = (idx, family, name)
+    return out
+
+
+_LINE_IDX = _indices(_LINE_RX, ("ts", "host", "prog", "pid"))
+_MSG_IDX = _indices(_MSG_RX, ())
+
 _NOT_ALLOWED = {
     "not listed in AllowUsers": "not_in_allowusers",
     "listed in DenyUsers": "in_denyusers",
@@ -253,62 +403,31 @@ _NOT_ALLOWED = {
     "none of user's groups are listed in AllowGroups": "not_in_allowgroups",
     "account is locked": "account_locked",
 }
-_RX_MAXAUTH = re.compile(
-    r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from "
-    + _TAIL
-    + " ssh2$"
-)
-_WHO = r"(?: (?P<who>invalid user|authenticating user|user) (?P<user>.*))?"
-_RX_CLOSED = re.compile(
-    r"(?P<what>Connection closed by|Connection reset by|Disconnected from)" + _WHO + " " + _TAIL + "$"
-)
-# The reason may repeat client-chosen user names (after a ":"); user names cannot hold ":".
-_RX_DISCONNECTING = re.compile(
-    r"Disconnecting(?: (?P<who>invalid user|authenticating user|user) (?P<user>[^:]*))? "
-    + _TAIL
-    + r": (?P<reason>.*)$"
-)
-_RX_RECEIVED_DISC = re.compile(r"Received disconnect from " + _TAIL + r":(?P<code>\d+): (?P<msg>.*)$")
-_RX_NO_IDENT = re.compile(r"Did not receive identification string from " + _TAIL + "$")
-_RX_BANNER = re.compile(r"banner exchange: Connection from " + _TAIL + r": (?P<reason>.*)$")
-_RX_CONN_FROM = re.compile(
-    r"Connection from " + _TAIL + r" on (?P<laddr>\S+) port (?P<lport>\d+)(?: rdomain .*)?$"
-)
-_RX_NEGOTIATE = re.compile(
-    r"Unable to negotiate with " + _TAIL + r": no matching (?P<what>.+?) found\. Their offer: (?P<offer>.*)$"
-)
-_RX_TIMEOUT = re.compile(r"Timeout before authentication for " + _TAIL + "$")
-_RX_DROP = re.compile(
-    r"drop connection #\d+ from \[" + _ADDR + r"\]:(?P<port>\d{1,5}) on \[[^\]]*\]:\d+ (?P<reason>.*)$"
-)
-_RX_PAM_SESSION = re.compile(
-    r"pam_unix\((?P<svc>[\w.-]+):session\): session (?P<oc>opened|closed) for user "
-    r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by (?P<by>[^\s(]*)(?:\(uid=\d+\))?)?$"
-)
-_RX_PAM_AUTH = re.compile(
-    r"pam_unix\((?P<svc>[\w.-]+):auth\): authentication failure; logname=(?P<logname>\S*) uid=\d+ euid=\d+"
-    r" tty=\S* ruser=(?P<ruser>\S*) rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*))?)?$"
-)
-_RX_SUDO = re.compile(
-    r"\s*(?P<user>\S+) : (?:(?P<what>[^;]*?) ; )?TTY=\S+ ; PWD=.*? ; USER=(?P<runas>\S+) ;"
-    r".*? COMMAND=(?P<cmd>.*)$"
-)
-_RX_SU = re.compile(
-    r"(?P<failed>FAILED SU |FAILED RUNUSER )?\(to (?P<to>\S+)\) (?P<user>\S*) on (?P<tty>\S+)$"
-)
-
 _FAILED_BY_METHOD = {
     "password": KIND.FAILED_PASSWORD,
     "publickey": KIND.FAILED_PUBLICKEY,
     "none": KIND.FAILED_NONE,
     "keyboard-interactive": KIND.FAILED_KBDINT,
 }
+_AUTH_KIND = {"Accepted": KIND.ACCEPTED, "Postponed": KIND.POSTPONED, "Partial": KIND.PARTIAL}
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _CLOSED_KIND = {
     "Connection closed by": KIND.CONNECTION_CLOSED,
     "Connection reset by": KIND.CONNECTION_RESET,
     "Disconnected from": KIND.DISCONNECTED,
+}
+_SIMPLE_KIND = {
+    "invalid": KIND.INVALID_USER,
+    "maxauth": KIND.MAX_AUTH,
+    "noident": KIND.NO_IDENT,
+    "timeout": KIND.AUTH_TIMEOUT,
+    "conn_from": KIND.CONNECTION,
+}
+_DETAIL_KIND = {
+    "banner": KIND.BAD_BANNER,
+    "negotiate": KIND.NEGOTIATION_FAILED,
+    "drop": KIND.CONNECTION_DROPPED,
 }
 
 _ADDR_CACHE: dict[str, bool] = {}
@@ -328,246 +447,7 @@ def _valid_addr(a: str) -> bool:
     return ok
 
 
-# A builder gets the match and the record context and returns the event (or None: unparsed).
-_Builder = Callable[[Any, "AuthLogParser", "_Rec"], Union[AuthEvent, None]]
-
-
-@dataclass
-class _Rec:
-    host: str | None
-    program: str
-    pid: int | None
-    raw: str
-    preauth: bool
-    ts_text: str | None = None
-    ts: datetime | None = None
-
-
-def _ev(p: AuthLogParser, r: _Rec, kind: str, **kw: Any) -> AuthEvent:
-    return AuthEvent(kind, p._timestamp(r), r.host, r.program, r.pid, preauth=r.preauth, raw=r.raw, **kw)
-
-
-def _b_auth(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    addr = m.group("addr")
-    if not _valid_addr(addr):
-        return None
-    res = m.group("res")
-    method = m.group("method")
-    if res == "Failed":
-        kind = _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
-    elif res == "Accepted":
-        kind = KIND.ACCEPTED
-    elif res == "Postponed":
-        kind = KIND.POSTPONED
-    else:
-        kind = KIND.PARTIAL
-    fp = m.group("fp")
-    detail = None
-    if "certid" in m.re.groupindex:
-        detail = "cert ID {} (serial {}) CA {} {}".format(
-            m.group("certid"), m.group("serial"), m.group("catype"), m.group("cafp")
-        )
-    ev = _ev(
-        p,
-        r,
-        kind,
-        user=m.group("user"),
-        address=addr,
-        port=int(m.group("port")),
-        method=method,
-        key_type=m.group("ktype"),
-        fingerprint=fp,
-        invalid_user=m.group("inv") is not None,
-        detail=detail,
-    )
-    if kind == KIND.ACCEPTED and fp is not None:
-        pend = p._pending_keys.pop((r.host, r.pid), None)
-        if pend is not None and pend[0] == fp:
-            ev.authorized_keys_file = pend[1]
-            ev.authorized_keys_line = pend[2]
-    return ev
-
-
-def _b_accepted_key(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    fp = m.group("fp")
-    f = m.group("file")
-    line = int(m.group("line"))
-    if len(p._pending_keys) > 10000:
-        p._pending_keys.clear()
-    p._pending_keys[(r.host, r.pid)] = (fp, f, line)
-    return _ev(
-        p,
-        r,
-        KIND.ACCEPTED_KEY,
-        method="publickey",
-        key_type=m.group("ktype"),
-        fingerprint=fp,
-        authorized_keys_file=f,
-        authorized_keys_line=line,
-    )
-
-
-def _b_addr_user(kind: str) -> _Builder:
-    def build(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-        addr = m.group("addr")
-        if not _valid_addr(addr):
-            return None
-        gi = m.re.groupindex
-        return _ev(
-            p,
-            r,
-            kind,
-            user=m.group("user") if "user" in gi else None,
-            address=addr,
-            port=int(m.group("port")),
-            invalid_user=(kind == KIND.INVALID_USER) or ("inv" in gi and m.group("inv") is not None),
-        )
-
-    return build
-
-
-def _b_not_allowed_host(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    rhost = m.group("rhost")
-    # With UseDNS yes sshd writes a host name here; keep the event, without an address.
-    addr = rhost if _valid_addr(rhost) else None
-    return _ev(
-        p, r, KIND.NOT_ALLOWED, user=m.group("user"), address=addr, detail=_NOT_ALLOWED[m.group("reason")]
-    )
-
-
-def _b_not_allowed(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    reason = m.group("reason")
-    code = _NOT_ALLOWED.get(reason)
-    if code is None:
-        code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
-    return _ev(p, r, KIND.NOT_ALLOWED, user=m.group("user"), detail=code)
-
-
-def _b_closed(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    addr = m.group("addr")
-    if not _valid_addr(addr):
-        return None
-    who = m.group("who")
-    return _ev(
-        p,
-        r,
-        _CLOSED_KIND[m.group("what")],
-        user=m.group("user"),
-        address=addr,
-        port=int(m.group("port")),
-        invalid_user=who == "invalid user",
-        detail=who,
-    )
-
-
-def _b_disconnecting(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    addr = m.group("addr")
-    if not _valid_addr(addr):
-        return None
-    who = m.group("who")
-    return _ev(
-        p,
-        r,
-        KIND.DISCONNECTING,
-        user=m.group("user"),
-        address=addr,
-        port=int(m.group("port")),
-        invalid_user=who == "invalid user",
-        detail=m.group("reason"),
-    )
-
-
-def _b_with_detail(kind: str, group: str) -> _Builder:
-    def build(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-        addr = m.group("addr")
-        if not _valid_addr(addr):
-            return None
-        return _ev(p, r, kind, address=addr, port=int(m.group("port")), detail=m.group(group))
-
-    return build
-
-
-def _b_received_disc(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    addr = m.group("addr")
-    if not _valid_addr(addr):
-        return None
-    return _ev(
-        p,
-        r,
-        KIND.RECEIVED_DISCONNECT,
-        address=addr,
-        port=int(m.group("port")),
-        detail="{}: {}".format(m.group("code"), m.group("msg")),
-    )
-
-
-def _b_pam_session(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    kind = KIND.SESSION_OPENED if m.group("oc") == "opened" else KIND.SESSION_CLOSED
-    return _ev(p, r, kind, user=m.group("user"), detail=m.group("svc"))
-
-
-def _b_pam_auth(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    rhost = m.group("rhost")
-    addr = rhost if rhost and _valid_addr(rhost) else None
-    return _ev(p, r, KIND.PAM_AUTH_FAILURE, user=m.group("user"), address=addr, detail=m.group("svc"))
-
-
-def _b_sudo(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    what = m.group("what")
-    cmd = "{}: {}".format(m.group("runas"), m.group("cmd"))
-    if what is None:
-        return _ev(p, r, KIND.SUDO_COMMAND, user=m.group("user"), detail=cmd)
-    if "incorrect password attempt" in what:
-        kind = KIND.SUDO_AUTH_FAILURE
-    elif what == "user NOT in sudoers":
-        kind = KIND.SUDO_NOT_IN_SUDOERS
-    else:
-        kind = KIND.SUDO_DENIED
-    return _ev(p, r, kind, user=m.group("user"), detail=f"{what} ({cmd})")
-
-
-def _b_su(m: Any, p: AuthLogParser, r: _Rec) -> AuthEvent | None:
-    kind = KIND.SU_FAILURE if m.group("failed") else KIND.SU_SUCCESS
-    return _ev(p, r, kind, user=m.group("user") or None, detail=m.group("to"))
-
-
-_PAM = ((_RX_PAM_AUTH, _b_pam_auth), (_RX_PAM_SESSION, _b_pam_session))
-_SSHD_TABLE: dict[str, tuple[tuple[re.Pattern[str], _Builder], ...]] = {
-    "Failed": ((_RX_AUTH, _b_auth), (_RX_AUTH_CERT, _b_auth)),
-    "Accepted": ((_RX_AUTH, _b_auth), (_RX_ACCEPTED_KEY, _b_accepted_key), (_RX_AUTH_CERT, _b_auth)),
-    "Postponed": ((_RX_AUTH, _b_auth), (_RX_AUTH_CERT, _b_auth)),
-    "Partial": ((_RX_AUTH, _b_auth), (_RX_AUTH_CERT, _b_auth)),
-    "Invalid": ((_RX_INVALID, _b_addr_user(KIND.INVALID_USER)),),
-    "User": ((_RX_NOT_ALLOWED_HOST, _b_not_allowed_host), (_RX_NOT_ALLOWED, _b_not_allowed)),
-    "maximum": ((_RX_MAXAUTH, _b_addr_user(KIND.MAX_AUTH)),),
-    "Connection": ((_RX_CLOSED, _b_closed), (_RX_CONN_FROM, _b_addr_user(KIND.CONNECTION))),
-    "Disconnected": ((_RX_CLOSED, _b_closed),),
-    "Disconnecting": ((_RX_DISCONNECTING, _b_disconnecting),),
-    "Received": ((_RX_RECEIVED_DISC, _b_received_disc),),
-    "Did": ((_RX_NO_IDENT, _b_addr_user(KIND.NO_IDENT)),),
-    "banner": ((_RX_BANNER, _b_with_detail(KIND.BAD_BANNER, "reason")),),
-    "Unable": ((_RX_NEGOTIATE, _b_with_detail(KIND.NEGOTIATION_FAILED, "what")),),
-    "Timeout": ((_RX_TIMEOUT, _b_addr_user(KIND.AUTH_TIMEOUT)),),
-    "drop": ((_RX_DROP, _b_with_detail(KIND.CONNECTION_DROPPED, "reason")),),
-    "pam_unix": _PAM,
-}
-_SUDO_TABLE: dict[str, tuple[tuple[re.Pattern[str], _Builder], ...]] = {
-    "pam_unix": _PAM,
-    "": ((_RX_SUDO, _b_sudo),),
-}
-_SU_TABLE: dict[str, tuple[tuple[re.Pattern[str], _Builder], ...]] = {
-    "pam_unix": _PAM,
-    "FAILED": ((_RX_SU, _b_su),),
-    "": ((_RX_SU, _b_su),),
-}
-
-
-def _table_for(program: str) -> dict[str, tuple[tuple[re.Pattern[str], _Builder], ...]]:
-    if program in SSHD_PROGRAMS:
-        return _SSHD_TABLE
-    if program in SUDO_PROGRAMS:
-        return _SUDO_TABLE
-    return _SU_TABLE
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class AuthLogParser:
@@ -593,40 +473,34 @@ class AuthLogParser:
         self._pending_keys: dict[tuple[str | None, int | None], tuple[str, str, int]] = {}
 
     # -- timestamps ------------------------------------------------------------------------
-    def _timestamp(self, r: _Rec) -> datetime | None:
-        if r.ts is not None or r.ts_text is None:
-            return r.ts
-        t = r.ts_text
-        cache = self._ts_cache
-        if t in cache:
-            r.ts = cache[t]
-            return r.ts
-        ts = self._parse_ts(t)
-        if len(cache) > 4096:
-            cache.clear()
-        cache[t] = ts
-        r.ts = ts
-        return ts
+    def _timestamp(self, t: str) -> datetime | None:
+        if t[0] != "2" and t[0] != "1":  # classic "Mon DD HH:MM:SS": repeats, cache it
+            cache = self._ts_cache
+            if t in cache:
+                return cache[t]
+            ts = self._parse_classic(t)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[t] = ts
+            return ts
+        try:
+            d = datetime.fromisoformat(t if t[-1] != "Z" else t[:-1] + "+00:00")
+        except ValueError:
+            return None
+        return d if d.tzinfo is not None else self._localize(d)
 
-    def _parse_ts(self, t: str) -> datetime | None:
-        if t[:1].isdigit():
-            try:
-                d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            return d if d.tzinfo is not None else self._localize(d)
+    def _parse_classic(self, t: str) -> datetime | None:
         mon = _MONTHS.get(t[:3])
         if mon is None:
             return None
         try:
             day, hh, mm, ss = int(t[4:6]), int(t[7:9]), int(t[10:12]), int(t[13:15])
-            now = self._now or datetime.now(timezone.utc)
             year = self._year
             if year is None:
-                year = now.year
-                d = self._localize(datetime(year, mon, day, hh, mm, ss))
+                now = self._now or datetime.now(timezone.utc)
+                d = self._localize(datetime(now.year, mon, day, hh, mm, ss))
                 if d - now > timedelta(days=2):
-                    d = self._localize(datetime(year - 1, mon, day, hh, mm, ss))
+                    d = self._localize(datetime(now.year - 1, mon, day, hh, mm, ss))
                 return d
             return self._localize(datetime(year, mon, day, hh, mm, ss))
         except ValueError:
@@ -637,94 +511,252 @@ class AuthLogParser:
             return d.replace(tzinfo=self._tz)
         return d.astimezone()
 
-    # -- messages --------------------------------------------------------------------------
-    def _parse_message(self, msg: str, r: _Rec) -> AuthEvent | None:
-        if msg.startswith(("error: ", "fatal: ")):
-            msg = msg[7:]
-        if msg.endswith(" [preauth]"):
-            msg = msg[:-10]
-            r.preauth = True
-        table = _table_for(r.program)
-        sp = msg.find(" ")
-        word = msg[:sp] if sp > 0 else msg
-        if word.startswith("pam_unix("):
-            word = "pam_unix"
-        handlers = table.get(word) or table.get("")
-        if handlers is None:
-            return None
-        for rx, build in handlers:
-            m = rx.match(msg)
-            if m is not None:
-                return build(m, self, r)
-        return None
+    # -- building events -------------------------------------------------------------------
+    def _build(
+        self,
+        name: str,
+        v: tuple[Any, ...],
+        ts: datetime | None,
+        host: str | None,
+        prog: str,
+        pid: int | None,
+        pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:
+        """``v`` holds the alternative's fields in the order declared in ``_ALTS``."""
+        if name == "auth" or name == "auth_cert":
+            addr = v[4]
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            res, method, fp = v[0], v[1], v[7]
+            if res == "Failed":
+                kind = _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
+            else:
+                kind = _AUTH_KIND[res]
+            detail = None if name == "auth" else f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}"
+            akf = akl = None
+            if kind == KIND.ACCEPTED and fp is not None:
+                pend = self._pending_keys.pop((host, pid), None)
+                if pend is not None and pend[0] == fp:
+                    akf, akl = pend[1], pend[2]
+            return AuthEvent(
+                kind, ts, host, prog, pid, v[3], addr, int(v[5]), method, v[6], fp, akf, akl,
+                v[2] is not None, pre, detail, raw,
+            )  # fmt: skip
+        if name in _SIMPLE_KIND:
+            if name == "maxauth":
+                inv, user, addr, port = v
+                invalid = inv is not None
+            elif name == "invalid":
+                user, addr, port = v
+                invalid = True
+            else:
+                user = None
+                addr, port = v
+                invalid = False
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                _SIMPLE_KIND[name], ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
+                invalid, pre, None, raw,
+            )  # fmt: skip
+        if name == "closed" or name == "disconnecting":
+            if name == "closed":
+                what, who, user, addr, port = v
+                kind = _CLOSED_KIND[what]
+                detail = who
+            else:
+                who, user, addr, port, detail = v
+                kind = KIND.DISCONNECTING
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                kind, ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
+                who == "invalid user", pre, detail, raw,
+            )  # fmt: skip
+        if name == "received":
+            addr, port, code, msg = v
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(port), None, None, None, None,
+                None, False, pre, f"{code}: {msg}", raw,
+            )  # fmt: skip
+        if name in _DETAIL_KIND:
+            addr, port, detail = v
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                _DETAIL_KIND[name], ts, host, prog, pid, None, addr, int(port), None, None, None, None, None,
+                False, pre, detail, raw,
+            )  # fmt: skip
+        if name == "pam_auth":
+            svc, rhost, user = v
+            addr = rhost if rhost and _valid_addr(rhost) else None
+            return AuthEvent(
+                KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, user, addr, None, None, None, None, None, None,
+                False, pre, svc, raw,
+            )  # fmt: skip
+        if name == "pam_session":
+            svc, oc, user = v
+            kind = KIND.SESSION_OPENED if oc == "opened" else KIND.SESSION_CLOSED
+            return AuthEvent(
+                kind,
+                ts,
+                host,
+                prog,
+                pid,
+                user,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                False,
+                pre,
+                svc,
+                raw,
+            )
+        if name == "accepted_key":
+            ktype, fp, f, line = v
+            n = int(line)
+            if len(self._pending_keys) > 10000:
+                self._pending_keys.clear()
+            self._pending_keys[(host, pid)] = (fp, f, n)
+            return AuthEvent(
+                KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False,
+                pre, None, raw,
+            )  # fmt: skip
+        if name == "not_allowed_host" or name == "not_allowed":
+            if name == "not_allowed_host":
+                user, rhost, reason = v
+                # With UseDNS yes sshd writes a host name here; keep the event, without an address.
+                addr = rhost if _valid_addr(rhost) else None
+            else:
+                user, reason = v
+                addr = None
+            code = _NOT_ALLOWED.get(reason)
+            if code is None:
+                code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
+            return AuthEvent(
+                KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False,
+                pre, code, raw,
+            )  # fmt: skip
+        if name == "su":
+            failed, to, user = v
+            kind = KIND.SU_FAILURE if failed else KIND.SU_SUCCESS
+            return AuthEvent(
+                kind, ts, host, prog, pid, user or None, None, None, None, None, None, None, None, False, pre,
+                to, raw,
+            )  # fmt: skip
+        # sudo
+        user, what, runas, cmd = v
+        if what is None:
+            kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
+        else:
+            if "incorrect password attempt" in what:
+                kind = KIND.SUDO_AUTH_FAILURE
+            elif what == "user NOT in sudoers":
+                kind = KIND.SUDO_NOT_IN_SUDOERS
+            else:
+                kind = KIND.SUDO_DENIED
+            detail = f"{what} ({runas}: {cmd})"
+        return AuthEvent(
+            kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw
+        )
 
+    # -- text lines ------------------------------------------------------------------------
     def parse_text_line(self, line: str) -> AuthEvent | None:
         """Parse one syslog text line (no trailing newline needed); update :attr:`stats`."""
+        for ev in self.parse_lines((line,)):
+            return ev
+        return None
+
+    def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
+        """Parse syslog text lines; yields events, unmatched lines are only counted."""
         st = self.stats
-        st.lines += 1
-        if len(line) > MAX_LINE:
-            st.oversized += 1
-            return None
-        if line.endswith("\n"):
-            line = line[:-1]
-        if line.endswith("\r"):
-            line = line[:-1]
-        # header: "Mon DD HH:MM:SS host tag: msg" or "RFC3339 host tag: msg"
+        match = _LINE_RX.match
+        idx = _LINE_IDX
+        build = self._build
+        timestamp = self._timestamp
+        n = events = 0
+        try:
+            for line in lines:
+                n += 1
+                if line[-1:] == "\n":
+                    line = line[:-1]
+                if line[-1:] == "\r":
+                    line = line[:-1]
+                if len(line) > MAX_LINE:
+                    st.oversized += 1
+                    continue
+                m = match(line)
+                if m is None:
+                    self._classify(line)
+                    continue
+                gi, family, name = idx[m.lastgroup]  # type: ignore[index]
+                v = m.group(*gi)
+                ts_s, host, prog, pid_s, pre = v[0], v[1], v[2], v[3], v[4]
+                if family == _SSHD:
+                    if pid_s is None:
+                        st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
+                        continue
+                    if prog[:4] != "sshd":
+                        st.unparsed += 1
+                        continue
+                elif family != _ALL and family != prog:
+                    st.unparsed += 1
+                    continue
+                ev = build(
+                    name,
+                    v[5:],
+                    timestamp(ts_s),
+                    host,
+                    prog,
+                    int(pid_s) if pid_s else None,
+                    pre is not None,
+                    line,
+                )
+                if ev is None:
+                    st.unparsed += 1
+                    continue
+                events += 1
+                yield ev
+        finally:
+            st.lines += n
+            st.events += events
+
+    def _classify(self, line: str) -> None:
+        """Account for a line the combined pattern did not match: not ours, malformed,
+        untrusted (pid-less sshd) or unparsed."""
+        st = self.stats
         if line[:1].isdigit():
             sp = line.find(" ")
             if sp < 0:
                 st.malformed += 1
-                return None
-            ts_text = line[:sp]
+                return
             start = sp + 1
         else:
             if len(line) < 16 or line[15] != " " or line[3] != " ":
                 st.malformed += 1
-                return None
-            ts_text = line[:15]
+                return
             start = 16
         sp = line.find(" ", start)
         colon = line.find(": ", sp + 1)
         if sp < 0 or colon < 0:
             st.malformed += 1
-            return None
+            return
         tag = line[sp + 1 : colon]
         br = tag.find("[")
-        if br >= 0:
-            prog = tag[:br]
-            pid_s = tag[br + 1 : -1]
-            if prog not in PROGRAMS:
-                st.other += 1
-                return None
-            if not (tag.endswith("]") and pid_s.isdigit()):
-                st.unparsed += 1
-                return None
-            pid: int | None = int(pid_s)
+        prog = tag[:br] if br >= 0 else tag
+        if prog not in PROGRAMS:
+            st.other += 1
+        elif br < 0 and prog in SSHD_PROGRAMS:
+            st.untrusted += 1
         else:
-            prog = tag
-            if prog not in PROGRAMS:
-                st.other += 1
-                return None
-            if prog in SSHD_PROGRAMS:
-                # sshd always logs with LOG_PID; a pid-less "sshd:" is `logger -t sshd`.
-                st.untrusted += 1
-                return None
-            pid = None
-        r = _Rec(line[start:sp], prog, pid, line, False, ts_text)
-        ev = self._parse_message(line[colon + 2 :], r)
-        if ev is None:
             st.unparsed += 1
-        else:
-            st.events += 1
-        return ev
-
-    def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
-        """Parse syslog text lines; yields events, unmatched lines are only counted."""
-        parse = self.parse_text_line
-        for line in lines:
-            ev = parse(line)
-            if ev is not None:
-                yield ev
 
     # -- journal ---------------------------------------------------------------------------
     def parse_journal_record(self, rec: dict[str, Any], raw: str = "") -> AuthEvent | None:
@@ -743,17 +775,27 @@ class AuthLogParser:
         msg = rec.get("MESSAGE")
         if isinstance(msg, list) and all(isinstance(b, int) and 0 <= b < 256 for b in msg):
             msg = bytes(msg).decode("utf-8", "replace")
-        if not isinstance(msg, str):
+        if not isinstance(msg, str) or len(msg) > MAX_LINE:
             st.unparsed += 1
             return None
+        m = _MSG_RX.match(msg)
+        if m is None:
+            st.unparsed += 1
+            return None
+        gi, family, name = _MSG_IDX[m.lastgroup]  # type: ignore[index]
+        ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
+        if not ok:
+            st.unparsed += 1
+            return None
+        v = m.group(*gi)
         pid_s = rec.get("_PID")
         pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdigit() else None
         host = rec.get("_HOSTNAME")
-        r = _Rec(host if isinstance(host, str) else None, comm, pid, raw or msg, False)
         usec = rec.get("__REALTIME_TIMESTAMP")
-        if isinstance(usec, str) and usec.isdigit():
-            r.ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(usec))
-        ev = self._parse_message(msg, r)
+        ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
+        ev = self._build(
+            name, v[1:], ts, host if isinstance(host, str) else None, comm, pid, v[0] is not None, raw or msg
+        )
         if ev is None:
             st.unparsed += 1
         else:
