@@ -1,0 +1,1259 @@
+"""auth.log / secure / journald lines -> typed events; injection-proof and fast.
+
+Sources
+-------
+* Text files as rsyslog writes them (``/var/log/auth.log``, ``/var/log/secure``,
+  rotated ``auth.log.1`` and gzip-compressed ``auth.log.2.gz``), with either the
+  classic ``Mon DD HH:MM:SS host prog[pid]: msg`` header or the RFC 3339
+  ``2026-11-22T05:16:51.593293+00:00 host prog[pid]: msg`` header.
+* The journal as ``journalctl -o json`` prints it: one JSON object per line.
+
+Trust
+-----
+In a **text file** any local user can forge a line: ``logger -t sshd --id=1
+"Failed password for root from 6.6.6.6 port 1 ssh2"`` ends up in auth.log
+looking exactly like sshd's own output. Nothing in the file tells them apart.
+The only check made here is that an sshd-family line carries a ``[pid]``
+(sshd always opens syslog with ``LOG_PID``, a plain ``logger -t sshd`` does
+not); lines failing it are counted as ``untrusted``. Use the journal when the
+origin matters.
+
+In the **journal** only journald's trusted fields (underscore-prefixed, which a
+client cannot set) decide the origin: ``_COMM`` must be one of the programs we
+parse (``sshd``, ``sshd-session``, ``sshd-auth``, ``sudo``, ``su``); when
+``_EXE`` is present it must be a system binary with the same base name; and an
+sshd-family record from a non-root ``_UID`` must come from the ``ssh.service``
+unit (a user running their own copy of sshd gets neither). ``SYSLOG_IDENTIFIER``
+is ignored: ``logger -t sshd`` sets it and gets ``_COMM=logger``.
+
+Injection
+---------
+User names are chosen by the remote client and may contain spaces and text
+such as ``from 6.6.6.6 port 1``. Every pattern is anchored at the END of the
+message, where sshd writes ``from ADDR port PORT ...`` after the user name,
+and the user name is the greedy middle: the last well-formed tail wins, and an
+attacker cannot write after it. Addresses are validated with :mod:`ipaddress`.
+Where a message ends in client-chosen text (``Received disconnect ...: MSG``,
+``banner exchange``) the address is taken from the START, before that text.
+Certificate key IDs are client-chosen and follow the address; in that one
+case the user name is matched without ``:`` (sshd strips everything after a
+``:`` from the user name, it is the BSD auth style), so a forged tail inside
+the key ID cannot be reached. Lines matching no pattern are counted as
+``unparsed`` and never guessed at.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import ipaddress
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import IO, Any
+
+__all__ = [
+    "KIND",
+    "SSHD_PROGRAMS",
+    "AuthEvent",
+    "AuthLogError",
+    "AuthLogParser",
+    "ParseStats",
+    "SourceSummary",
+    "Summary",
+    "UserSummary",
+    "excerpt_for",
+    "iter_file_lines",
+    "open_log",
+    "parse_journal",
+    "parse_lines",
+    "parse_path",
+    "summarize",
+]
+
+SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
+SUDO_PROGRAMS = frozenset({"sudo"})
+SU_PROGRAMS = frozenset({"su"})
+PROGRAMS = SSHD_PROGRAMS | SUDO_PROGRAMS | SU_PROGRAMS
+
+#: Lines longer than this (characters) are skipped and counted as oversized.
+#: rsyslog's default maximum message size is 8 KiB; sshd's own buffer is 1 KiB.
+MAX_LINE = 16384
+
+_SYSTEM_DIRS = frozenset(
+    {
+        "/usr/sbin",
+        "/sbin",
+        "/usr/bin",
+        "/bin",
+        "/usr/lib/openssh",
+        "/usr/libexec",
+        "/usr/libexec/openssh",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/local/libexec",
+    }
+)
+_SSH_UNITS = frozenset({"ssh.service", "sshd.service"})
+
+
+class KIND:
+    """Event kinds (plain strings, stable: they appear in JSON output)."""
+
+    FAILED_PASSWORD = "failed_password"
+    FAILED_PUBLICKEY = "failed_publickey"
+    FAILED_NONE = "failed_none"
+    FAILED_KBDINT = "failed_keyboard_interactive"
+    FAILED_OTHER = "failed_other"  # hostbased, gssapi-with-mic, ...
+    ACCEPTED = "accepted"  # method says which
+    ACCEPTED_KEY = "accepted_key"  # LogLevel VERBOSE: key found at file:line
+    POSTPONED = "postponed"
+    PARTIAL = "partial"
+    INVALID_USER = "invalid_user"
+    NOT_ALLOWED = "user_not_allowed"  # detail: reason code, see _NOT_ALLOWED
+    MAX_AUTH = "max_auth_exceeded"
+    CONNECTION = "connection"  # LogLevel VERBOSE: Connection from A port P on ...
+    CONNECTION_CLOSED = "connection_closed"
+    CONNECTION_RESET = "connection_reset"
+    DISCONNECTED = "disconnected"
+    DISCONNECTING = "disconnecting"  # detail: sshd's reason
+    RECEIVED_DISCONNECT = "received_disconnect"  # detail: "code: client message"
+    NO_IDENT = "no_identification"
+    BAD_BANNER = "bad_banner"
+    NEGOTIATION_FAILED = "negotiation_failed"
+    AUTH_TIMEOUT = "auth_timeout"
+    CONNECTION_DROPPED = "connection_dropped"  # 9.8+ PerSourcePenalties / MaxStartups
+    SESSION_OPENED = "session_opened"  # detail: PAM service (sshd, sudo, su, ...)
+    SESSION_CLOSED = "session_closed"
+    PAM_AUTH_FAILURE = "pam_auth_failure"  # detail: PAM service
+    SUDO_COMMAND = "sudo_command"  # user: invoking user; detail: "runas: command"
+    SUDO_AUTH_FAILURE = "sudo_auth_failure"  # detail: "3 incorrect password attempts"
+    SUDO_NOT_IN_SUDOERS = "sudo_not_in_sudoers"
+    SUDO_DENIED = "sudo_denied"  # other sudo refusals
+    SU_FAILURE = "su_failure"  # user: invoking user; detail: target user
+    SU_SUCCESS = "su_success"
+
+
+FAILED_KINDS = frozenset(
+    {KIND.FAILED_PASSWORD, KIND.FAILED_PUBLICKEY, KIND.FAILED_NONE, KIND.FAILED_KBDINT, KIND.FAILED_OTHER}
+)
+ALL_KINDS = frozenset(v for k, v in vars(KIND).items() if k.isupper())
+
+# dataclass(slots=True) exists from 3.10 only; the core must import on 3.9.
+_DC_OPTS: dict[str, Any] = {"slots": True} if sys.version_info >= (3, 10) else {}
+
+
+@dataclass(**_DC_OPTS)
+class AuthEvent:
+    """One recognised log record.
+
+    ``address`` is always the address sshd itself wrote, validated with
+    :mod:`ipaddress` (or ``None``). ``user`` is attacker-controlled text for
+    sshd events: treat it as data. ``invalid_user`` is sshd's own verdict
+    ("invalid user" in the message). ``raw`` is the line as read.
+    """
+
+    kind: str
+    timestamp: datetime | None
+    host: str | None
+    program: str
+    pid: int | None
+    user: str | None = None
+    address: str | None = None
+    port: int | None = None
+    method: str | None = None
+    key_type: str | None = None
+    fingerprint: str | None = None
+    authorized_keys_file: str | None = None
+    authorized_keys_line: int | None = None
+    invalid_user: bool = False
+    preauth: bool = False
+    detail: str | None = None
+    raw: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        ts = self.timestamp
+        d["timestamp"] = ts.isoformat() if ts is not None else None
+        return d
+
+
+@dataclass
+class ParseStats:
+    lines: int = 0
+    events: int = 0
+    unparsed: int = 0  # from a program we parse, but no pattern matched (or bad address)
+    other: int = 0  # other programs (cron, systemd-logind, ...): not ours
+    untrusted: int = 0  # journal records failing the trusted-field check; pid-less sshd lines
+    oversized: int = 0
+    malformed: int = 0  # no recognisable syslog header / not a JSON object
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def add(self, other: ParseStats) -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+class AuthLogError(Exception):
+    """An input cannot be read. ``str()`` is one line naming the input and the reason."""
+
+
+# --------------------------------------------------------------------------------------------
+# Patterns. All message patterns are alternatives of ONE compiled regex, preceded by the syslog
+# header (for text lines) and followed by an optional " [preauth]": one C-level match per line
+# recognises the program, the kind and every field; ``lastgroup`` names the alternative and
+# ``m.group(*indices)`` fetches its fields in one call. Each alternative is anchored at the end
+# of the line (the trailing ``$`` is shared); client-chosen text that follows sshd's address is
+# matched lazily so " [preauth]" is never swallowed. ADDR is a cheap character-class pre-check;
+# ipaddress validates it after.
+# --------------------------------------------------------------------------------------------
+
+_ADDR = r"(?P<addr>[0-9A-Fa-f:.]+(?:%[\w.-]+)?)"
+_TAIL = _ADDR + r" port (?P<port>\d{1,5})"
+_FP = r"(?P<fp>SHA256:[A-Za-z0-9+/]{43}|MD5(?::[0-9a-f]{2}){16})"
+_KTYPE = r"(?P<ktype>[A-Za-z0-9-]+(?:@openssh\.com)?)"
+_AUTH_HEAD = (
+    r"(?P<res>Failed|Accepted|Postponed|Partial) (?P<method>[A-Za-z0-9-]+(?:/[A-Za-z0-9-]+)?)"
+    r" for (?P<inv>invalid user )?"
+)
+_WHO = r"(?P<who>invalid user|authenticating user|user)"
+_SSHD = "sshd"
+_ALL = "all"
+_SUDO = "sudo"
+_SU = "su"
+
+# (name, family, pattern, fields). Order: most frequent first (alternatives are tried in turn).
+_ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    # Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
+    (
+        "auth",
+        _SSHD,
+        _AUTH_HEAD + r"(?P<user>.*) from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r")?",
+        ("res", "method", "inv", "user", "addr", "port", "ktype", "fp"),
+    ),
+    ("invalid", _SSHD, r"Invalid user (?P<user>.*) from " + _TAIL, ("user", "addr", "port")),
+    (
+        "closed",
+        _SSHD,
+        r"(?P<what>Connection closed by|Connection reset by|Disconnected from)(?: "
+        + _WHO
+        + r" (?P<user>.*))? "
+        + _TAIL,
+        ("what", "who", "user", "addr", "port"),
+    ),
+    (
+        "received",
+        _SSHD,
+        r"Received disconnect from " + _TAIL + r":(?P<code>\d+): (?P<msg>.*?)",
+        ("addr", "port", "code", "msg"),
+    ),
+    (
+        "pam_auth",
+        _ALL,
+        r"pam_unix\((?P<svc>[\w.-]+):auth\): authentication failure; logname=\S* uid=\d+ euid=\d+"
+        r" tty=\S* ruser=\S* rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*))?)?",
+        ("svc", "rhost", "user"),
+    ),
+    (
+        "pam_session",
+        _ALL,
+        r"pam_unix\((?P<svc>[\w.-]+):session\): session (?P<oc>opened|closed) for user "
+        r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by [^\s(]*(?:\(uid=\d+\))?)?",
+        ("svc", "oc", "user"),
+    ),
+    (
+        "maxauth",
+        _SSHD,
+        r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from "
+        + _TAIL
+        + " ssh2",
+        ("inv", "user", "addr", "port"),
+    ),
+    # The reason may repeat client-chosen user names (after a ":"); user names cannot hold ":".
+    (
+        "disconnecting",
+        _SSHD,
+        r"Disconnecting(?: " + _WHO + r" (?P<user>[^:]*))? " + _TAIL + r": (?P<reason>.*?)",
+        ("who", "user", "addr", "port", "reason"),
+    ),
+    ("noident", _SSHD, r"Did not receive identification string from " + _TAIL, ("addr", "port")),
+    (
+        "banner",
+        _SSHD,
+        r"banner exchange: Connection from " + _TAIL + r": (?P<reason>.*?)",
+        ("addr", "port", "reason"),
+    ),
+    (
+        "negotiate",
+        _SSHD,
+        r"Unable to negotiate with " + _TAIL + r": no matching (?P<what>.+?) found\. Their offer: .*?",
+        ("addr", "port", "what"),
+    ),
+    (
+        "accepted_key",
+        _SSHD,
+        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)",
+        ("ktype", "fp", "file", "line"),
+    ),
+    # Certificate form: the key ID is client-chosen and follows the address; sshd cuts user
+    # names at ":" so the user cannot reach past "ssh2: TYPE SHA256:".
+    (
+        "auth_cert",
+        _SSHD,
+        _AUTH_HEAD
+        + r"(?P<user>[^:]*) from "
+        + _TAIL
+        + r" ssh2: "
+        + _KTYPE
+        + " "
+        + _FP
+        + r" ID (?P<certid>.*) \(serial (?P<serial>\d+)\) CA (?P<catype>\S+) (?P<cafp>\S+)",
+        ("res", "method", "inv", "user", "addr", "port", "ktype", "fp", "certid", "serial", "catype", "cafp"),
+    ),
+    (
+        "conn_from",
+        _SSHD,
+        r"Connection from " + _TAIL + r" on \S+ port \d+(?: rdomain .*?)?",
+        ("addr", "port"),
+    ),
+    (
+        "not_allowed_host",
+        _SSHD,
+        r"User (?P<user>.*) from (?P<rhost>\S+) not allowed because (?P<reason>not listed in AllowUsers"
+        r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
+        r"|none of user's groups are listed in AllowGroups)",
+        ("user", "rhost", "reason"),
+    ),
+    (
+        "not_allowed",
+        _SSHD,
+        r"User (?P<user>\S+) not allowed because (?P<reason>account is locked"
+        r"|shell .+ does not exist|shell .+ is not executable)",
+        ("user", "reason"),
+    ),
+    ("timeout", _SSHD, r"Timeout before authentication for " + _TAIL, ("addr", "port")),
+    (
+        "drop",
+        _SSHD,
+        r"drop connection #\d+ from \[" + _ADDR + r"\]:(?P<port>\d{1,5}) on \[[^\]]*\]:\d+ (?P<reason>.*?)",
+        ("addr", "port", "reason"),
+    ),
+    (
+        "su",
+        _SU,
+        r"(?P<failed>FAILED SU |FAILED RUNUSER )?\(to (?P<to>\S+)\) (?P<user>\S*) on \S+",
+        ("failed", "to", "user"),
+    ),
+    (
+        "sudo",
+        _SUDO,
+        r"\s*(?P<user>\S+) : (?:(?P<what>[^;]*?) ; )?TTY=\S+ ; PWD=.*? ; USER=(?P<runas>\S+) ;"
+        r".*? COMMAND=(?P<cmd>.*)",
+        ("user", "what", "runas", "cmd"),
+    ),
+]
+
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
+
+
+def _build_body() -> str:
+    parts = []
+    for name, _family, pat, _fields in _ALTS:
+        # " [preauth]" goes inside each alternative, so that the alternative is the last group
+        # closed and Match.lastgroup names it.
+        renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?P<pre> \[preauth\])?")
+        parts.append(f"(?P<A_{name}>{renamed})")
+    return "(?:" + "|".join(parts) + ")"
+
+
+_BODY = _build_body()
+_PROGS = r"(?P<prog>sshd-session|sshd-auth|sshd|sudo|su)"
+_TS = (
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
+    r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
+)
+_LINE_RX = re.compile(
+    _TS + r" (?P<host>\S+) " + _PROGS + r"(?:\[(?P<pid>\d+)\])?: (?:error: |fatal: )?" + _BODY + "$"
+)
+_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _BODY + "$")
+
+
+def _indices(rx: re.Pattern[str], head: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], str, str]]:
+    gi = rx.groupindex
+    out = {}
+    for name, family, _pat, fields in _ALTS:
+        idx = tuple(gi[h] for h in head) + tuple(gi[f"{name}__{f}"] for f in ("pre", *fields))
+        out["A_" + name] = (idx, family, name)
+    return out
+
+
+_LINE_IDX = _indices(_LINE_RX, ("ts", "host", "prog", "pid"))
+_MSG_IDX = _indices(_MSG_RX, ())
+
+_NOT_ALLOWED = {
+    "not listed in AllowUsers": "not_in_allowusers",
+    "listed in DenyUsers": "in_denyusers",
+    "not in any group": "no_group",
+    "a group is listed in DenyGroups": "in_denygroups",
+    "none of user's groups are listed in AllowGroups": "not_in_allowgroups",
+    "account is locked": "account_locked",
+}
+_FAILED_BY_METHOD = {
+    "password": KIND.FAILED_PASSWORD,
+    "publickey": KIND.FAILED_PUBLICKEY,
+    "none": KIND.FAILED_NONE,
+    "keyboard-interactive": KIND.FAILED_KBDINT,
+}
+_AUTH_KIND = {"Accepted": KIND.ACCEPTED, "Postponed": KIND.POSTPONED, "Partial": KIND.PARTIAL}
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+_CLOSED_KIND = {
+    "Connection closed by": KIND.CONNECTION_CLOSED,
+    "Connection reset by": KIND.CONNECTION_RESET,
+    "Disconnected from": KIND.DISCONNECTED,
+}
+_SIMPLE_KIND = {
+    "invalid": KIND.INVALID_USER,
+    "maxauth": KIND.MAX_AUTH,
+    "noident": KIND.NO_IDENT,
+    "timeout": KIND.AUTH_TIMEOUT,
+    "conn_from": KIND.CONNECTION,
+}
+_DETAIL_KIND = {
+    "banner": KIND.BAD_BANNER,
+    "negotiate": KIND.NEGOTIATION_FAILED,
+    "drop": KIND.CONNECTION_DROPPED,
+}
+
+_ADDR_CACHE: dict[str, bool] = {}
+
+
+def _valid_addr(a: str) -> bool:
+    ok = _ADDR_CACHE.get(a)
+    if ok is None:
+        try:
+            ipaddress.ip_address(a)
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_ADDR_CACHE) > 200_000:
+            _ADDR_CACHE.clear()
+        _ADDR_CACHE[a] = ok
+    return ok
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class AuthLogParser:
+    """Stateful parser: timestamp caches, statistics, and the VERBOSE
+    ``Accepted key ... found at FILE:LINE`` record waiting (per host and pid)
+    for the ``Accepted publickey`` event it belongs to.
+
+    ``year``: the year for classic syslog timestamps, which carry none. Default:
+    the current year, or the previous one when the date would lie more than two
+    days in the future (a log from December read in January). ``tz``: the zone
+    of classic timestamps (default: this machine's local zone). Every timestamp
+    produced is timezone-aware.
+    """
+
+    def __init__(
+        self, *, year: int | None = None, tz: tzinfo | None = None, now: datetime | None = None
+    ) -> None:
+        self.stats = ParseStats()
+        self._year = year
+        self._tz = tz
+        self._now = now
+        self._ts_cache: dict[str, datetime | None] = {}
+        self._pending_keys: dict[tuple[str | None, int | None], tuple[str, str, int]] = {}
+
+    # -- timestamps ------------------------------------------------------------------------
+    def _timestamp(self, t: str) -> datetime | None:
+        if t[0] != "2" and t[0] != "1":  # classic "Mon DD HH:MM:SS": repeats, cache it
+            cache = self._ts_cache
+            if t in cache:
+                return cache[t]
+            ts = self._parse_classic(t)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[t] = ts
+            return ts
+        try:
+            d = datetime.fromisoformat(t if t[-1] != "Z" else t[:-1] + "+00:00")
+        except ValueError:
+            return None
+        return d if d.tzinfo is not None else self._localize(d)
+
+    def _parse_classic(self, t: str) -> datetime | None:
+        mon = _MONTHS.get(t[:3])
+        if mon is None:
+            return None
+        try:
+            day, hh, mm, ss = int(t[4:6]), int(t[7:9]), int(t[10:12]), int(t[13:15])
+            year = self._year
+            if year is None:
+                now = self._now or datetime.now(timezone.utc)
+                d = self._localize(datetime(now.year, mon, day, hh, mm, ss))
+                if d - now > timedelta(days=2):
+                    d = self._localize(datetime(now.year - 1, mon, day, hh, mm, ss))
+                return d
+            return self._localize(datetime(year, mon, day, hh, mm, ss))
+        except ValueError:
+            return None
+
+    def _localize(self, d: datetime) -> datetime:
+        if self._tz is not None:
+            return d.replace(tzinfo=self._tz)
+        return d.astimezone()
+
+    # -- building events -------------------------------------------------------------------
+    def _build(
+        self,
+        name: str,
+        v: tuple[Any, ...],
+        ts: datetime | None,
+        host: str | None,
+        prog: str,
+        pid: int | None,
+        pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:
+        """``v`` holds the alternative's fields in the order declared in ``_ALTS``."""
+        if name == "auth" or name == "auth_cert":
+            addr = v[4]
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            res, method, fp = v[0], v[1], v[7]
+            if res == "Failed":
+                kind = _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
+            else:
+                kind = _AUTH_KIND[res]
+            detail = None if name == "auth" else f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}"
+            akf = akl = None
+            if kind == KIND.ACCEPTED and fp is not None:
+                pend = self._pending_keys.pop((host, pid), None)
+                if pend is not None and pend[0] == fp:
+                    akf, akl = pend[1], pend[2]
+            return AuthEvent(
+                kind, ts, host, prog, pid, v[3], addr, int(v[5]), method, v[6], fp, akf, akl,
+                v[2] is not None, pre, detail, raw,
+            )  # fmt: skip
+        if name in _SIMPLE_KIND:
+            if name == "maxauth":
+                inv, user, addr, port = v
+                invalid = inv is not None
+            elif name == "invalid":
+                user, addr, port = v
+                invalid = True
+            else:
+                user = None
+                addr, port = v
+                invalid = False
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                _SIMPLE_KIND[name], ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
+                invalid, pre, None, raw,
+            )  # fmt: skip
+        if name == "closed" or name == "disconnecting":
+            if name == "closed":
+                what, who, user, addr, port = v
+                kind = _CLOSED_KIND[what]
+                detail = who
+            else:
+                who, user, addr, port, detail = v
+                kind = KIND.DISCONNECTING
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                kind, ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
+                who == "invalid user", pre, detail, raw,
+            )  # fmt: skip
+        if name == "received":
+            addr, port, code, msg = v
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(port), None, None, None, None,
+                None, False, pre, f"{code}: {msg}", raw,
+            )  # fmt: skip
+        if name in _DETAIL_KIND:
+            addr, port, detail = v
+            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+                return None
+            return AuthEvent(
+                _DETAIL_KIND[name], ts, host, prog, pid, None, addr, int(port), None, None, None, None, None,
+                False, pre, detail, raw,
+            )  # fmt: skip
+        if name == "pam_auth":
+            svc, rhost, user = v
+            addr = rhost if rhost and _valid_addr(rhost) else None
+            return AuthEvent(
+                KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, user, addr, None, None, None, None, None, None,
+                False, pre, svc, raw,
+            )  # fmt: skip
+        if name == "pam_session":
+            svc, oc, user = v
+            kind = KIND.SESSION_OPENED if oc == "opened" else KIND.SESSION_CLOSED
+            return AuthEvent(
+                kind,
+                ts,
+                host,
+                prog,
+                pid,
+                user,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                False,
+                pre,
+                svc,
+                raw,
+            )
+        if name == "accepted_key":
+            ktype, fp, f, line = v
+            n = int(line)
+            if len(self._pending_keys) > 10000:
+                self._pending_keys.clear()
+            self._pending_keys[(host, pid)] = (fp, f, n)
+            return AuthEvent(
+                KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False,
+                pre, None, raw,
+            )  # fmt: skip
+        if name == "not_allowed_host" or name == "not_allowed":
+            if name == "not_allowed_host":
+                user, rhost, reason = v
+                # With UseDNS yes sshd writes a host name here; keep the event, without an address.
+                addr = rhost if _valid_addr(rhost) else None
+            else:
+                user, reason = v
+                addr = None
+            code = _NOT_ALLOWED.get(reason)
+            if code is None:
+                code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
+            return AuthEvent(
+                KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False,
+                pre, code, raw,
+            )  # fmt: skip
+        if name == "su":
+            failed, to, user = v
+            kind = KIND.SU_FAILURE if failed else KIND.SU_SUCCESS
+            return AuthEvent(
+                kind, ts, host, prog, pid, user or None, None, None, None, None, None, None, None, False, pre,
+                to, raw,
+            )  # fmt: skip
+        # sudo
+        user, what, runas, cmd = v
+        if what is None:
+            kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
+        else:
+            if "incorrect password attempt" in what:
+                kind = KIND.SUDO_AUTH_FAILURE
+            elif what == "user NOT in sudoers":
+                kind = KIND.SUDO_NOT_IN_SUDOERS
+            else:
+                kind = KIND.SUDO_DENIED
+            detail = f"{what} ({runas}: {cmd})"
+        return AuthEvent(
+            kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw
+        )
+
+    # -- text lines ------------------------------------------------------------------------
+    def parse_text_line(self, line: str) -> AuthEvent | None:
+        """Parse one syslog text line (no trailing newline needed); update :attr:`stats`."""
+        for ev in self.parse_lines((line,)):
+            return ev
+        return None
+
+    def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
+        """Parse syslog text lines; yields events, unmatched lines are only counted."""
+        st = self.stats
+        match = _LINE_RX.match
+        idx = _LINE_IDX
+        build = self._build
+        timestamp = self._timestamp
+        n = events = 0
+        try:
+            for line in lines:
+                n += 1
+                if line[-1:] == "\n":
+                    line = line[:-1]
+                if line[-1:] == "\r":
+                    line = line[:-1]
+                if len(line) > MAX_LINE:
+                    st.oversized += 1
+                    continue
+                m = match(line)
+                if m is None:
+                    self._classify(line)
+                    continue
+                gi, family, name = idx[m.lastgroup]  # type: ignore[index]
+                v = m.group(*gi)
+                ts_s, host, prog, pid_s, pre = v[0], v[1], v[2], v[3], v[4]
+                if family == _SSHD:
+                    if pid_s is None:
+                        st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
+                        continue
+                    if prog[:4] != "sshd":
+                        st.unparsed += 1
+                        continue
+                elif family != _ALL and family != prog:
+                    st.unparsed += 1
+                    continue
+                ev = build(
+                    name,
+                    v[5:],
+                    timestamp(ts_s),
+                    host,
+                    prog,
+                    int(pid_s) if pid_s else None,
+                    pre is not None,
+                    line,
+                )
+                if ev is None:
+                    st.unparsed += 1
+                    continue
+                events += 1
+                yield ev
+        finally:
+            st.lines += n
+            st.events += events
+
+    def _classify(self, line: str) -> None:
+        """Account for a line the combined pattern did not match: not ours, malformed,
+        untrusted (pid-less sshd) or unparsed."""
+        st = self.stats
+        if line[:1].isdigit():
+            sp = line.find(" ")
+            if sp < 0:
+                st.malformed += 1
+                return
+            start = sp + 1
+        else:
+            if len(line) < 16 or line[15] != " " or line[3] != " ":
+                st.malformed += 1
+                return
+            start = 16
+        sp = line.find(" ", start)
+        colon = line.find(": ", sp + 1)
+        if sp < 0 or colon < 0:
+            st.malformed += 1
+            return
+        tag = line[sp + 1 : colon]
+        br = tag.find("[")
+        prog = tag[:br] if br >= 0 else tag
+        if prog not in PROGRAMS:
+            st.other += 1
+        elif br < 0 and prog in SSHD_PROGRAMS:
+            st.untrusted += 1
+        else:
+            st.unparsed += 1
+
+    # -- journal ---------------------------------------------------------------------------
+    def parse_journal_record(self, rec: dict[str, Any], raw: str = "") -> AuthEvent | None:
+        """Parse one ``journalctl -o json`` record (already decoded); update :attr:`stats`."""
+        st = self.stats
+        comm = rec.get("_COMM")
+        if not isinstance(comm, str) or comm not in PROGRAMS:
+            if rec.get("SYSLOG_IDENTIFIER") in PROGRAMS:
+                st.untrusted += 1  # e.g. logger -t sshd: _COMM=logger
+            else:
+                st.other += 1
+            return None
+        if not _journal_trusted(rec, comm):
+            st.untrusted += 1
+            return None
+        msg = rec.get("MESSAGE")
+        if isinstance(msg, list) and all(isinstance(b, int) and 0 <= b < 256 for b in msg):
+            msg = bytes(msg).decode("utf-8", "replace")
+        if not isinstance(msg, str) or len(msg) > MAX_LINE:
+            st.unparsed += 1
+            return None
+        m = _MSG_RX.match(msg)
+        if m is None:
+            st.unparsed += 1
+            return None
+        gi, family, name = _MSG_IDX[m.lastgroup]  # type: ignore[index]
+        ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
+        if not ok:
+            st.unparsed += 1
+            return None
+        v = m.group(*gi)
+        pid_s = rec.get("_PID")
+        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdigit() else None
+        host = rec.get("_HOSTNAME")
+        usec = rec.get("__REALTIME_TIMESTAMP")
+        ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
+        ev = self._build(
+            name, v[1:], ts, host if isinstance(host, str) else None, comm, pid, v[0] is not None, raw or msg
+        )
+        if ev is None:
+            st.unparsed += 1
+        else:
+            st.events += 1
+        return ev
+
+    def parse_journal(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
+        """Parse ``journalctl -o json`` output, one JSON object per line."""
+        st = self.stats
+        for line in lines:
+            st.lines += 1
+            if len(line) > 4 * MAX_LINE:
+                st.oversized += 1
+                continue
+            s = line.strip()
+            if not s:
+                st.lines -= 1
+                continue
+            try:
+                rec = json.loads(s)
+            except ValueError:
+                st.malformed += 1
+                continue
+            if not isinstance(rec, dict):
+                st.malformed += 1
+                continue
+            ev = self.parse_journal_record(rec, s)
+            if ev is not None:
+                yield ev
+
+
+def _journal_trusted(rec: dict[str, Any], comm: str) -> bool:
+    exe = rec.get("_EXE")
+    if exe is not None:
+        if not isinstance(exe, str):
+            return False
+        d, _, base = exe.rpartition("/")
+        if d not in _SYSTEM_DIRS or base[:15] != comm:
+            return False
+    if comm in SSHD_PROGRAMS:
+        uid = rec.get("_UID")
+        if uid is not None and uid != "0":
+            unit = rec.get("_SYSTEMD_UNIT")
+            if not (isinstance(unit, str) and (unit in _SSH_UNITS or unit.startswith(("ssh@", "sshd@")))):
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files
+# --------------------------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def open_log(path: str) -> IO[bytes]:
+    """Open a log file for reading as bytes, gunzipping when it is gzip (by content; a
+    ``.gz`` name that is not gzip is an error). Raises :class:`AuthLogError`."""
+    try:
+        f: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except IsADirectoryError:
+        raise AuthLogError(f"{path}: is a directory") from None
+    except OSError as e:
+        raise AuthLogError(f"{path}: {_describe(e)}") from None
+    try:
+        magic = f.read(2)
+        f.seek(0)
+    except OSError as e:
+        f.close()
+        if isinstance(e, IsADirectoryError):
+            raise AuthLogError(f"{path}: is a directory") from None
+        raise AuthLogError(f"{path}: {_describe(e)}") from None
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    if path.endswith(".gz"):
+        f.close()
+        raise AuthLogError(f"{path}: not a gzip file although named .gz")
+    return f
+
+
+def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | None = None) -> Iterator[str]:
+    """Yield decoded lines (without newline) from a binary stream: invalid UTF-8
+    is replaced, NULs are kept, lines over :data:`MAX_LINE` are dropped (counted
+    in ``stats.oversized`` and ``stats.lines``). Read errors become :class:`AuthLogError`."""
+    import codecs
+
+    dec = codecs.getincrementaldecoder("utf-8")("replace")
+    carry = ""
+    skipping = False
+    while True:
+        try:
+            block = f.read(1 << 20)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise AuthLogError(f"{name}: {_describe(e)}") from None
+        text = dec.decode(block, final=not block)
+        if text:
+            parts = text.split("\n")
+            parts[0] = carry + parts[0]
+            carry = parts.pop()
+            if skipping and parts:
+                parts.pop(0)
+                skipping = False
+                if stats is not None:
+                    stats.oversized += 1
+                    stats.lines += 1
+            yield from parts
+            if len(carry) > MAX_LINE:
+                carry = ""
+                skipping = True
+        if not block:
+            if skipping:
+                if stats is not None:
+                    stats.oversized += 1
+                    stats.lines += 1
+            elif carry:
+                yield carry
+            return
+
+
+def _looks_like_journal(first: str) -> bool:
+    return first.lstrip().startswith("{")
+
+
+def parse_path(path: str, parser: AuthLogParser | None = None) -> Iterator[AuthEvent]:
+    """Events of one file: syslog text or ``journalctl -o json`` output (detected from
+    the first line), plain or gzip. Raises :class:`AuthLogError` on unreadable input."""
+    p = parser or AuthLogParser()
+    f = open_log(path)
+    with f:
+        yield from parse_stream(f, path, p)
+
+
+def parse_stream(f: IO[bytes], name: str, parser: AuthLogParser) -> Iterator[AuthEvent]:
+    lines = iter_file_lines(f, name, parser.stats)
+    first: str | None = None
+    for first in lines:
+        if first.strip():
+            break
+        parser.stats.lines += 1
+    if first is None:
+        return
+    rest: Iterator[str] = _chain_one(first, lines)
+    if _looks_like_journal(first):
+        yield from parser.parse_journal(rest)
+    else:
+        yield from parser.parse_lines(rest)
+
+
+def _chain_one(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def parse_lines(lines: Iterable[str], **kw: Any) -> Iterator[AuthEvent]:
+    """Convenience: parse syslog text lines with a fresh :class:`AuthLogParser`."""
+    return AuthLogParser(**kw).parse_lines(lines)
+
+
+def parse_journal(lines: Iterable[str], **kw: Any) -> Iterator[AuthEvent]:
+    """Convenience: parse ``journalctl -o json`` lines with a fresh :class:`AuthLogParser`."""
+    return AuthLogParser(**kw).parse_journal(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------------------------
+
+
+def _min_ts(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
+
+
+def _max_ts(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+@dataclass
+class SourceSummary:
+    """What one remote address did. Failure classes count failed authentication
+    attempts (one per ``Failed ...`` line): ``root_attempts`` for user root,
+    ``invalid_user_failures`` for users sshd called invalid, ``valid_user_failures``
+    for the rest. ``invalid_users`` counts connections that named a non-existent or
+    not-allowed user (``Invalid user`` / ``not allowed because``), whether or not a
+    password was then tried."""
+
+    address: str
+    failures: int = 0
+    root_attempts: int = 0
+    invalid_user_failures: int = 0
+    valid_user_failures: int = 0
+    invalid_users: int = 0
+    accepted: int = 0
+    max_auth_exceeded: int = 0
+    preauth_disconnects: int = 0
+    scans: int = 0  # no identification string, bad banner, negotiation failures
+    users: set[str] = field(default_factory=set)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    _invalid_conns: dict[tuple[str | None, int | None], bool] = field(default_factory=dict, repr=False)
+    _failed_conns: set[tuple[str | None, int | None]] = field(default_factory=set, repr=False)
+
+    def class_counts(self) -> dict[str, int]:
+        """Attempts per class for :meth:`Summary.offenders`: ``root``, ``invalid``, ``valid``.
+        A connection that named an invalid user but never got to a ``Failed`` line
+        still counts once."""
+        root = self.root_attempts
+        invalid = self.invalid_user_failures
+        for conn, is_root in self._invalid_conns.items():
+            if conn not in self._failed_conns:
+                if is_root:
+                    root += 1
+                else:
+                    invalid += 1
+        return {"root": root, "invalid": invalid, "valid": self.valid_user_failures}
+
+    def attempts(self) -> int:
+        return sum(self.class_counts().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "attempts": self.attempts(),
+            "failures": self.failures,
+            "root_attempts": self.root_attempts,
+            "invalid_user_failures": self.invalid_user_failures,
+            "valid_user_failures": self.valid_user_failures,
+            "invalid_users": self.invalid_users,
+            "accepted": self.accepted,
+            "max_auth_exceeded": self.max_auth_exceeded,
+            "preauth_disconnects": self.preauth_disconnects,
+            "scans": self.scans,
+            "users": sorted(self.users),
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+        }
+
+
+@dataclass
+class UserSummary:
+    user: str
+    failures: int = 0
+    invalid: bool = False  # sshd called this user invalid at least once
+    accepted: int = 0
+    sudo_failures: int = 0
+    sources: set[str] = field(default_factory=set)
+    methods: set[str] = field(default_factory=set)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "failures": self.failures,
+            "invalid": self.invalid,
+            "accepted": self.accepted,
+            "sudo_failures": self.sudo_failures,
+            "sources": sorted(self.sources),
+            "methods": sorted(self.methods),
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+        }
+
+
+_USER_KINDS = FAILED_KINDS | {
+    KIND.ACCEPTED,
+    KIND.INVALID_USER,
+    KIND.NOT_ALLOWED,
+    KIND.SUDO_AUTH_FAILURE,
+    KIND.SUDO_NOT_IN_SUDOERS,
+    KIND.SU_FAILURE,
+}
+_PREAUTH_CLOSE = frozenset({KIND.CONNECTION_CLOSED, KIND.CONNECTION_RESET, KIND.DISCONNECTED})
+_SCAN_KINDS = frozenset({KIND.NO_IDENT, KIND.BAD_BANNER, KIND.NEGOTIATION_FAILED})
+
+
+def _parse_networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets = []
+    for c in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(c.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"allowlist entry {c!r} is not an IP address or network") from None
+    return nets
+
+
+class Summary:
+    """Aggregates events: per source address, per user, accepted logins with keys."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, SourceSummary] = {}
+        self.users: dict[str, UserSummary] = {}
+        self.accepted: list[AuthEvent] = []
+        self.kinds: dict[str, int] = {}
+
+    def add(self, ev: AuthEvent) -> None:
+        kind = ev.kind
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        ts = ev.timestamp
+        addr = ev.address
+        user = ev.user
+        is_failed = kind in FAILED_KINDS
+        if kind == KIND.ACCEPTED:
+            self.accepted.append(ev)
+        if addr is not None and ev.program in SSHD_PROGRAMS:
+            s = self.sources.get(addr)
+            if s is None:
+                s = self.sources[addr] = SourceSummary(addr)
+            s.first_seen = _min_ts(s.first_seen, ts)
+            s.last_seen = _max_ts(s.last_seen, ts)
+            conn = (ev.host, ev.port)
+            if is_failed:
+                s.failures += 1
+                s._failed_conns.add(conn)
+                if user == "root":
+                    s.root_attempts += 1
+                elif ev.invalid_user:
+                    s.invalid_user_failures += 1
+                else:
+                    s.valid_user_failures += 1
+            elif kind == KIND.INVALID_USER or kind == KIND.NOT_ALLOWED:
+                s.invalid_users += 1
+                s._invalid_conns[conn] = user == "root"
+            elif kind == KIND.ACCEPTED:
+                s.accepted += 1
+            elif kind == KIND.MAX_AUTH:
+                s.max_auth_exceeded += 1
+            elif kind in _PREAUTH_CLOSE:
+                if ev.preauth:
+                    s.preauth_disconnects += 1
+            elif kind in _SCAN_KINDS:
+                s.scans += 1
+            if user is not None and (is_failed or kind in _USER_KINDS):
+                s.users.add(user)
+        if user is not None and kind in _USER_KINDS:
+            u = self.users.get(user)
+            if u is None:
+                u = self.users[user] = UserSummary(user)
+            u.first_seen = _min_ts(u.first_seen, ts)
+            u.last_seen = _max_ts(u.last_seen, ts)
+            if addr is not None:
+                u.sources.add(addr)
+            if is_failed:
+                u.failures += 1
+                if ev.invalid_user:
+                    u.invalid = True
+            elif kind == KIND.INVALID_USER:
+                u.invalid = True
+            elif kind == KIND.ACCEPTED:
+                u.accepted += 1
+            elif kind in (KIND.SUDO_AUTH_FAILURE, KIND.SUDO_NOT_IN_SUDOERS, KIND.SU_FAILURE):
+                u.sudo_failures += 1
+            if ev.method and (is_failed or kind == KIND.ACCEPTED):
+                u.methods.add(ev.method)
+
+    def add_all(self, events: Iterable[AuthEvent]) -> Summary:
+        for ev in events:
+            self.add(ev)
+        return self
+
+    def accepted_logins(self) -> list[AuthEvent]:
+        """Accepted logins in log order; publickey ones carry key type, fingerprint and,
+        at LogLevel VERBOSE, the authorized_keys file and line."""
+        return list(self.accepted)
+
+    def offenders(
+        self,
+        threshold: int,
+        allowlist_cidrs: Iterable[str] = (),
+        per_class_thresholds: dict[str, int] | None = None,
+    ) -> list[str]:
+        """Addresses to ban, worst first: total attempts (root + invalid + valid, see
+        :meth:`SourceSummary.class_counts`) >= ``threshold``, or any class count >=
+        its ``per_class_thresholds`` entry (keys ``invalid``, ``valid``, ``root``).
+        An address inside any ``allowlist_cidrs`` network (single addresses allowed)
+        is never returned. Addresses are matched exactly as sshd wrote them, so
+        1.2.3.4 and 1.2.3.45 are different sources. A bad allowlist entry raises
+        ValueError rather than banning anyone."""
+        nets = _parse_networks(allowlist_cidrs)
+        pct = dict(per_class_thresholds or {})
+        unknown = set(pct) - {"invalid", "valid", "root"}
+        if unknown:
+            raise ValueError(f"unknown per_class_thresholds keys: {sorted(unknown)}")
+        if threshold < 1 or any(v < 1 for v in pct.values()):
+            raise ValueError("thresholds must be >= 1")
+        scored: list[tuple[int, str]] = []
+        for addr, s in self.sources.items():
+            counts = s.class_counts()
+            total = sum(counts.values())
+            hit = total >= threshold or any(counts[k] >= v for k, v in pct.items())
+            if not hit:
+                continue
+            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+            if any(ip.version == n.version and ip in n for n in nets):
+                continue
+            scored.append((total, addr))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [a for _, a in scored]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": [
+                s.to_dict() for s in sorted(self.sources.values(), key=lambda s: (-s.attempts(), s.address))
+            ],
+            "users": [u.to_dict() for u in sorted(self.users.values(), key=lambda u: (-u.failures, u.user))],
+            "accepted": [e.to_dict() for e in self.accepted],
+            "kinds": dict(sorted(self.kinds.items())),
+        }
+
+
+def summarize(events: Iterable[AuthEvent]) -> Summary:
+    return Summary().add_all(events)
+
+
+def excerpt_for(address: str, lines: Iterable[str], parser: AuthLogParser | None = None) -> list[str]:
+    """The log lines (as given, without trailing newline) whose sshd-written address is
+    exactly ``address``: a user name containing the address does not select a line,
+    and 1.2.3.4 does not select 1.2.3.45. Accepts syslog text and journal-JSON lines."""
+    target = ipaddress.ip_address(address.split("%", 1)[0])
+    needle = str(target) if target.version == 4 else None
+    p = parser or AuthLogParser()
+    out: list[str] = []
+    for line in lines:
+        if needle is not None:
+            if needle not in line:
+                continue
+        elif ":" not in line:
+            continue
+        stripped = line.rstrip("\r\n")
+        ev: AuthEvent | None = None
+        if stripped.lstrip().startswith("{"):
+            ev = next(iter(p.parse_journal([stripped])), None)
+        else:
+            ev = p.parse_text_line(stripped)
+        if ev is None or ev.address is None:
+            continue
+        try:
+            same = ipaddress.ip_address(ev.address.split("%", 1)[0]) == target
+        except ValueError:
+            same = False
+        if same:
+            out.append(stripped)
+    return out
+
+
+def read_text(data: bytes | str) -> list[str]:
+    """Helper for tests and callers holding a whole log in memory."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return list(iter_file_lines(io.BytesIO(data)))
