@@ -138,7 +138,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible.module_utils.sshward.effective import mismatches, parse_sshd_T
 from ansible.module_utils.sshward.guards import Account, lockout_problems
-from ansible.module_utils.sshward.openssh import option_aliases, parse_version
+from ansible.module_utils.sshward.openssh import option_aliases, parse_version, version_from_package
 from ansible.module_utils.sshward.policy import PolicyError, sshd_settings
 from ansible.module_utils.sshward.sshd_config import load_tree, managed_block, plan_settings, to_text
 
@@ -184,6 +184,17 @@ class SshdConfigModule:
     def version(self):
         if not os.path.exists(self.sshd):
             self.module.fail_json(msg=f"sshd_path: {self.sshd} does not exist; install openssh-server or set sshd_path")
+        dpkg = self.module.get_bin_path("dpkg-query")
+        if dpkg:
+            # sshd -V omits the distribution revision, which decides what was backported.
+            rc, out, err = self.module.run_command([dpkg, "-W", "-f=${Version}", "openssh-server"],
+                                                  environ_update=C_LOCALE)
+            if rc == 0 and out.strip():
+                try:
+                    version = version_from_package(out.strip())
+                    return version, str(version)
+                except ValueError:
+                    pass
         rc, out, err = self.module.run_command([self.sshd, "-V"], environ_update=C_LOCALE)
         text = (err or out).strip()
         try:

@@ -519,3 +519,16 @@ def filter_moduli(text: str, min_bits: int = 3072) -> str:
     if not kept:
         raise ValueError(f"no DH group of at least {min_bits} bits in moduli; refusing to empty the file")
     return "".join(out)
+
+
+def version_from_package(package_version: str, vendor: str = "Debian") -> OpenSSHVersion:
+    """dpkg's ``1:9.2p1-2+deb12u10`` -> the version sshd's banner carries (``OpenSSH_9.2p1 Debian-2+deb12u10``).
+
+    ``sshd -V`` prints only ``OpenSSH_9.2``; the Debian revision tells which fixes were
+    backported (kex-strict, the plain sntrup761 name), and ssh-audit's policies depend on it.
+    """
+    text = package_version.strip()
+    if ":" in text:
+        text = text.split(":", 1)[1]
+    upstream, _, revision = text.partition("-")
+    return parse_version(f"OpenSSH_{upstream} {vendor}-{revision}" if revision else f"OpenSSH_{upstream}")
