@@ -88,6 +88,7 @@ DEFAULT_STATE = "/var/lib/sshward/notify"
 MAX_CONFIG_BYTES = 1 << 20
 SPOOL_ENTRY_VERSION = 1
 SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PAM_VALUE_MAX = 512
 
 LogFunc = Callable[[str], None]
 PermissionCheck = Callable[[str, os.stat_result], None]
@@ -404,7 +405,7 @@ def _pam_value(env: Mapping[str, str], key: str) -> str | None:
     value = env.get(key)
     if value is None or value == "":
         return None
-    return value[:512]
+    return value[:PAM_VALUE_MAX]
 
 
 def event_from_pam(

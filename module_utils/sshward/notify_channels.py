@@ -29,8 +29,10 @@ import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 from typing import Any, Callable
 
@@ -108,9 +110,23 @@ def escape_text(value: object, limit: int = MAX_FIELD_LEN) -> str:
     return out
 
 
+def header_text(escaped: str) -> str:
+    """Defuse RFC 2047 encoded-word openers in already escaped header text.
+
+    The email package decodes encoded words while it refolds a header, so
+    ``=?utf-8?q?=0D=0ABcc:_x@y?=`` would come out as a raw CRLF and a new
+    ``Bcc:`` header (seen on CPython 3.11.7). ``=?`` is written ``=\\x3f``
+    instead, consistent with the rest of the escaping.
+    """
+    return escaped.replace("=?", "=\\x3f")
+
+
 def ascii_header_value(value: object, limit: int = 200) -> str:
-    """An HTTP header value: escaped, then reduced to printable ASCII."""
-    text = escape_text(value, limit)
+    """An HTTP header value from raw text: escaped, encoded words defused, printable ASCII."""
+    return ascii_only(header_text(escape_text(value, limit)))
+
+
+def ascii_only(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
@@ -386,16 +402,30 @@ class Channel:
         return f"{type(exc).__name__}: {escape_text(exc, 200)}"
 
 
+_MAIL_HEADERS = frozenset(
+    ["subject", "from", "to", "date", "message-id", "x-sshward-kind", "mime-version", "content-type",
+     "content-transfer-encoding"]
+)  # fmt: skip
+
+
 def build_mail(event: Event, sender: str, recipients: Sequence[str]) -> EmailMessage:
-    """The MIME message. Header values are escaped single lines; EmailMessage folds them."""
+    """The MIME message. Header values are escaped single lines; EmailMessage folds them.
+
+    As a last line of defence the serialised message is parsed back and refused
+    unless it has exactly the headers set here.
+    """
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Subject"] = render_subject(event)
+    msg["Subject"] = header_text(render_subject(event))
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(event.time or None, localtime=False)
     msg["Message-ID"] = make_msgid(domain="sshward.invalid")
     msg["X-Sshward-Kind"] = escape_text(event.kind, 40)
     msg.set_content(render_text(event))
+    parsed = message_from_bytes(msg.as_bytes(), policy=default_policy)
+    names = [name.lower() for name in parsed.keys()]
+    if len(names) != len(_MAIL_HEADERS) or set(names) != _MAIL_HEADERS:
+        raise ChannelError("refusing a mail whose headers do not round-trip (possible header injection)")
     return msg
 
 
@@ -594,7 +624,7 @@ class WebhookChannel(Channel):
         else:
             body = render_text(event).encode("utf-8")
             headers["Content-Type"] = "text/plain; charset=utf-8"
-            headers["Title"] = ascii_header_value(render_subject(event), 200)
+            headers["Title"] = ascii_only(header_text(render_subject(event)))
             headers["Tags"] = ascii_header_value(_NTFY_TAGS.get(event.kind, "sshward"), 64)
             if event.kind in ("lockdown", "sudo_failure", "su_failure"):
                 headers["Priority"] = "high"

@@ -33,7 +33,7 @@ class MailSink:
         self.messages: list[dict[str, Any]] = []
         self.fail = False
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.fail:
             return "451 4.3.0 receiver down for the test"
         self.messages.append(
@@ -70,18 +70,16 @@ class HookSink:
 
 def _handler_for(sink: HookSink) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             if sink.status < 300:
-                sink.requests.append(
-                    {"path": self.path, "headers": list(self.headers.items()), "body": body}
-                )
+                sink.requests.append({"path": self.path, "headers": list(self.headers.items()), "body": body})
             self.send_response(sink.status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server API
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("aiosmtpd")
 
-from notify_servers import (  # noqa: E402
+from notify_servers import (
     HttpServer,
     MailSink,
     base_config,
@@ -31,9 +31,8 @@ from notify_servers import (  # noqa: E402
     wait_for,
     write_config,
 )
-
-from sshward import notify  # noqa: E402
-from sshward.notify_channels import Channel, ChannelError, Event  # noqa: E402
+from sshward import notify
+from sshward.notify_channels import Channel, ChannelError, Event
 
 SSHD_PID = 4242
 
@@ -58,15 +57,26 @@ def authorized_keys(tmp_path: Path, comment: str) -> Path:
 def accepted_lines(keys: Path, user: str = "alice", address: str = "203.0.113.5") -> list[str]:
     _b64, fp = key_blob()
     return [
-        "Connection from 203.0.113.5 port 50022 on 192.0.2.1 port 22 rdomain \"\"",
+        'Connection from 203.0.113.5 port 50022 on 192.0.2.1 port 22 rdomain ""',
         f"Accepted key ED25519 {fp} found at {keys}:2",
         f"Accepted publickey for {user} from {address} port 50022 ssh2: ED25519 {fp}",
     ]
 
 
-def pam_env(user: str = "alice", rhost: str = "203.0.113.5", pam_type: str = "open_session",
-            service: str = "sshd", **extra: str) -> dict[str, str]:
-    env = {"PAM_TYPE": pam_type, "PAM_USER": user, "PAM_RHOST": rhost, "PAM_TTY": "ssh", "PAM_SERVICE": service}
+def pam_env(
+    user: str = "alice",
+    rhost: str = "203.0.113.5",
+    pam_type: str = "open_session",
+    service: str = "sshd",
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "PAM_TYPE": pam_type,
+        "PAM_USER": user,
+        "PAM_RHOST": rhost,
+        "PAM_TTY": "ssh",
+        "PAM_SERVICE": service,
+    }
     env.update(extra)
     return env
 
@@ -95,8 +105,14 @@ def servers() -> Iterator[tuple[MailSink, int, HttpServer]]:
 
 def mail_and_hook_config(tmp_path: Path, smtp_port: int, web_port: int, **extra: Any) -> Path:
     channels = [
-        {"type": "smtp", "host": "127.0.0.1", "port": smtp_port, "tls": "none",
-         "from": "sshward@web1.example", "to": ["ops@example.org", "sec@example.org"]},
+        {
+            "type": "smtp",
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "tls": "none",
+            "from": "sshward@web1.example",
+            "to": ["ops@example.org", "sec@example.org"],
+        },
         {"type": "webhook", "url": f"http://127.0.0.1:{web_port}/hook", "format": "json"},
     ]
     return write_config(tmp_path / "notify.json", base_config(tmp_path, channels, **extra))
@@ -107,7 +123,9 @@ def spool_names(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in spool.glob("*.json")) if spool.exists() else []
 
 
-def login_and_deliver(tmp_path: Path, cfg: Path, env: dict[str, str], lines: Sequence[str]) -> notify.DeliveryReport:
+def login_and_deliver(
+    tmp_path: Path, cfg: Path, env: dict[str, str], lines: Sequence[str]
+) -> notify.DeliveryReport:
     spawned: list[Any] = []
     assert notify.pam_step(env, str(cfg), spawn=spawned.append, ppid=SSHD_PID) == 0
     assert len(spawned) == 1
@@ -140,7 +158,10 @@ def test_login_mail_goes_to_every_recipient(delivered_login: dict[str, Any]) -> 
 
 
 def test_login_mail_subject(delivered_login: dict[str, Any]) -> None:
-    assert delivered_login["sink"].parsed()["Subject"] == "[sshward] login alice from 203.0.113.5 on web1.example"
+    assert (
+        delivered_login["sink"].parsed()["Subject"]
+        == "[sshward] login alice from 203.0.113.5 on web1.example"
+    )
 
 
 def test_login_removes_the_spool_entry(delivered_login: dict[str, Any]) -> None:
@@ -175,7 +196,9 @@ def test_login_webhook_host(delivered_login: dict[str, Any]) -> None:
     assert delivered_login["web"].sink.json()["host"] == "web1.example"
 
 
-@pytest.mark.parametrize("line", ["port: 50022", "fingerprint: " + key_blob()[1], "key_comment: alice@laptop"])
+@pytest.mark.parametrize(
+    "line", ["port: 50022", "fingerprint: " + key_blob()[1], "key_comment: alice@laptop"]
+)
 def test_login_mail_body_lines(delivered_login: dict[str, Any], line: str) -> None:
     body = delivered_login["sink"].parsed().get_content()
     assert line in body.splitlines()
@@ -189,7 +212,10 @@ def test_rhost_kept_when_it_is_a_name(tmp_path: Path) -> None:
     notify.pam_step(pam_env(rhost="attacker.example"), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
     keys = authorized_keys(tmp_path, "c")
     notify.deliver_pending(config, authlog=lambda pid: accepted_lines(keys))
-    assert (rec.events[0].fields["rhost"], rec.events[0].fields["address"]) == ("attacker.example", "203.0.113.5")
+    assert (rec.events[0].fields["rhost"], rec.events[0].fields["address"]) == (
+        "attacker.example",
+        "203.0.113.5",
+    )
 
 
 # ----------------------------------------------------------------------------- first login from a network
@@ -222,7 +248,7 @@ def test_ipv6_network_prefix_is_configurable(tmp_path: Path) -> None:
     assert rec.events[0].fields["network"] == "2001:db8:1::/48"
 
 
-# ----------------------------------------------------------------------------- receiver outage, retry, no duplicates
+# ------------------------------------------------------------------ receiver outage, retry, no duplicates
 
 
 def test_outage_keeps_event_and_retry_does_not_duplicate(tmp_path: Path) -> None:
@@ -230,7 +256,12 @@ def test_outage_keeps_event_and_retry_does_not_duplicate(tmp_path: Path) -> None
         cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
         keys = authorized_keys(tmp_path, "c")
         first = login_and_deliver(tmp_path, cfg, pam_env(), accepted_lines(keys))
-        after_outage = (len(sink.messages), len(web.sink.requests), len(spool_names(tmp_path)), sorted(first.failed))
+        after_outage = (
+            len(sink.messages),
+            len(web.sink.requests),
+            len(spool_names(tmp_path)),
+            sorted(first.failed),
+        )
         web.start()
         notify.deliver_pending(notify.load_config(str(cfg)), authlog=lambda pid: [])
         after_retry = (len(sink.messages), len(web.sink.requests), len(spool_names(tmp_path)))
@@ -253,7 +284,10 @@ def test_smtp_451_keeps_event_spooled(tmp_path: Path) -> None:
         sink.fail = False
         notify.deliver_pending(notify.load_config(str(cfg)), authlog=lambda pid: [])
     assert (report.failed["smtp"].startswith("SMTP 451"), len(sink.messages), len(web.sink.requests)) == (
-        True, 1, 1)
+        True,
+        1,
+        1,
+    )
 
 
 def test_locked_spool_is_left_to_the_holder(tmp_path: Path) -> None:
@@ -288,7 +322,9 @@ def test_detached_deliverer_delivers(tmp_path: Path, servers: tuple[MailSink, in
     sink, smtp_port, web = servers
     cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
     rc = notify.main(["--config", str(cfg), "pam"], env=pam_env())
-    done = wait_for(lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path))
+    done = wait_for(
+        lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path)
+    )
     assert (rc, done) == (0, True)
 
 
@@ -325,7 +361,12 @@ def test_spool_entry_holds_raw_pam_fields(tmp_path: Path) -> None:
     notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
     entry = json.loads((tmp_path / "spool" / spool_names(tmp_path)[0]).read_text())
     assert entry["event"]["fields"] == {
-        "user": "alice", "rhost": "203.0.113.5", "tty": "ssh", "service": "sshd", "sshd_pid": str(SSHD_PID)}
+        "user": "alice",
+        "rhost": "203.0.113.5",
+        "tty": "ssh",
+        "service": "sshd",
+        "sshd_pid": str(SSHD_PID),
+    }
 
 
 # ----------------------------------------------------------------------------- sudo / su
@@ -345,7 +386,9 @@ def test_first_sudo_only_once(tmp_path: Path) -> None:
     rec = Recorder()
     config.channels = [rec]
     for _ in range(2):
-        notify.pam_step(pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None)
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
         notify.deliver_pending(config, authlog=lambda pid: [])
     assert ([e.kind for e in rec.events], spool_names(tmp_path)) == (["sudo_first"], [])
 
@@ -356,7 +399,9 @@ def test_sudo_all_mode_reports_every_sudo(tmp_path: Path) -> None:
     rec = Recorder()
     config.channels = [rec]
     for _ in range(2):
-        notify.pam_step(pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None)
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
         notify.deliver_pending(config, authlog=lambda pid: [])
     assert [e.kind for e in rec.events] == ["sudo_first", "sudo"]
 
@@ -372,7 +417,9 @@ def flood(tmp_path: Path, per_minute: int, logins: int, failures: int) -> tuple[
     for i in range(logins):
         notify.emit(notify.make_event("login", {"user": f"u{i}"}, now=1000.0 + i), config=config, spawn=None)
     for i in range(failures):
-        notify.emit(notify.make_event("sudo_failure", {"user": f"s{i}"}, now=2000.0 + i), config=config, spawn=None)
+        notify.emit(
+            notify.make_event("sudo_failure", {"user": f"s{i}"}, now=2000.0 + i), config=config, spawn=None
+        )
     return config, rec
 
 
@@ -396,7 +443,11 @@ def test_rate_limit_defers_within_the_same_minute(tmp_path: Path) -> None:
     held = len(spool_names(tmp_path))
     notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5061.0)
     assert (deferred.deferred, held, [e.kind for e in rec.events][-1], spool_names(tmp_path)) == (
-        {"rec": 1}, 1, "ban", [])
+        {"rec": 1},
+        1,
+        "ban",
+        [],
+    )
 
 
 def test_rate_limit_below_threshold_sends_singles(tmp_path: Path) -> None:
@@ -419,7 +470,11 @@ HOSTILE_USERS = [
 def test_correlation_takes_the_real_tail(user: str) -> None:
     line = f"Accepted password for {user} from 192.0.2.9 port 41000 ssh2"
     details = notify.correlate_login([line], user)
-    assert details is not None and (details.address, details.port, details.user) == ("192.0.2.9", "41000", user)
+    assert details is not None and (details.address, details.port, details.user) == (
+        "192.0.2.9",
+        "41000",
+        user,
+    )
 
 
 def test_correlation_refuses_a_message_with_a_line_break() -> None:
@@ -465,8 +520,10 @@ def test_key_comment_not_read_through_symlink(tmp_path: Path) -> None:
     real = authorized_keys(tmp_path, "secret comment")
     link = tmp_path / "link"
     link.symlink_to(real)
-    assert (notify.read_key_comment(str(real), 2, key_blob()[1]),
-            notify.read_key_comment(str(link), 2, key_blob()[1])) == ("secret comment", None)
+    assert (
+        notify.read_key_comment(str(real), 2, key_blob()[1]),
+        notify.read_key_comment(str(link), 2, key_blob()[1]),
+    ) == ("secret comment", None)
 
 
 def test_key_comment_requires_matching_fingerprint(tmp_path: Path) -> None:
@@ -517,8 +574,19 @@ def test_cli_reports_permission_refusal(tmp_path: Path, capsys: pytest.CaptureFi
     [
         {"channels": [{"type": "carrier-pigeon"}]},
         {"channels": [{"type": "webhook", "url": "file:///etc/shadow"}]},
-        {"channels": [{"type": "smtp", "host": "h", "from": "a@b", "to": ["x@y"], "tls": "none",
-                       "username": "u", "password": "p"}]},
+        {
+            "channels": [
+                {
+                    "type": "smtp",
+                    "host": "h",
+                    "from": "a@b",
+                    "to": ["x@y"],
+                    "tls": "none",
+                    "username": "u",
+                    "password": "p",
+                }
+            ]
+        },
         {"channels": [{"type": "syslog"}, {"type": "syslog"}]},
         {"spool_dir": "relative/path"},
         {"rate_limit_per_minute": 0},
@@ -538,16 +606,39 @@ def test_config_validation(tmp_path: Path, bad: dict[str, Any]) -> None:
 def test_cli_event_and_flush(tmp_path: Path, servers: tuple[MailSink, int, HttpServer]) -> None:
     sink, smtp_port, web = servers
     cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
-    queued = notify.main(["--config", str(cfg), "event", "--kind", "ban", "--field", "address=198.51.100.7",
-                          "--field", "reason=sshd brute force", "--no-spawn"])
+    queued = notify.main(
+        [
+            "--config",
+            str(cfg),
+            "event",
+            "--kind",
+            "ban",
+            "--field",
+            "address=198.51.100.7",
+            "--field",
+            "reason=sshd brute force",
+            "--no-spawn",
+        ]
+    )
     flushed = notify.main(["--config", str(cfg), "flush"])
     fields = web.sink.json()["fields"]
     assert (queued, flushed, web.sink.json()["kind"], fields, len(sink.messages)) == (
-        0, 0, "ban", {"address": "198.51.100.7", "reason": "sshd brute force"}, 1)
+        0,
+        0,
+        "ban",
+        {"address": "198.51.100.7", "reason": "sshd brute force"},
+        1,
+    )
 
 
-@pytest.mark.parametrize("argv", [["event", "--kind", "Bad Kind"], ["event", "--kind", "ban", "--field", "X=1"],
-                                  ["event", "--kind", "ban", "--field", "novalue"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["event", "--kind", "Bad Kind"],
+        ["event", "--kind", "ban", "--field", "X=1"],
+        ["event", "--kind", "ban", "--field", "novalue"],
+    ],
+)
 def test_cli_event_rejects_bad_input(tmp_path: Path, argv: list[str]) -> None:
     cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
     assert notify.main(["--config", str(cfg), *argv]) == 2
@@ -556,7 +647,14 @@ def test_cli_event_rejects_bad_input(tmp_path: Path, argv: list[str]) -> None:
 def test_cli_test_prints_one_line_per_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with smtp_server() as (_sink, smtp_port), http_server() as web, black_hole() as hole:
         channels = [
-            {"type": "smtp", "host": "127.0.0.1", "port": smtp_port, "tls": "none", "from": "a@b", "to": ["c@d"]},
+            {
+                "type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "tls": "none",
+                "from": "a@b",
+                "to": ["c@d"],
+            },
             {"type": "webhook", "url": f"http://127.0.0.1:{web.port}/ok"},
             {"type": "webhook", "name": "stuck", "url": f"http://127.0.0.1:{hole}/", "timeout": 1},
         ]
@@ -564,12 +662,23 @@ def test_cli_test_prints_one_line_per_channel(tmp_path: Path, capsys: pytest.Cap
         rc = notify.main(["--config", str(cfg), "test"])
     lines = capsys.readouterr().out.splitlines()
     assert (rc, [" ".join(line.split()[:2]) for line in lines], "timed out after 1s" in lines[2]) == (
-        1, ["smtp ok", "webhook ok", "stuck FAILED:"], True)
+        1,
+        ["smtp ok", "webhook ok", "stuck FAILED:"],
+        True,
+    )
 
 
 def test_module_runs_with_python_m(tmp_path: Path) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "PYTHONPATH": str(Path(notify.__file__).resolve().parent.parent)}
-    proc = subprocess.run([sys.executable, "-m", "sshward.notify", "--help"], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(notify.__file__).resolve().parent.parent),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "sshward.notify", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert (proc.returncode, "flush" in proc.stdout) == (0, True)
