@@ -892,7 +892,33 @@ def deliver_pending(
 
 def _package_location() -> tuple[str, str]:
     package_dir = os.path.dirname(os.path.abspath(__file__))
-    return os.path.dirname(package_dir), os.path.basename(package_dir) + ".notify"
+    return os.path.dirname(package_dir), os.path.basename(package_dir)
+
+
+# Run isolated (-I: no PYTHONPATH, no user site, no current directory on sys.path) and
+# import this very copy of the package by its absolute location.
+_DELIVERER_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+    "sys.exit(importlib.import_module(sys.argv[2] + '.notify').main(sys.argv[3:]))"
+)
+
+
+def deliverer_argv(config: Config) -> list[str]:
+    """The detached deliverer's command line (a list: no shell)."""
+    path_entry, package = _package_location()
+    python = sys.executable or "/usr/bin/python3"
+    return [
+        python,
+        "-I",
+        "-c",
+        _DELIVERER_CODE,
+        path_entry,
+        package,
+        "--config",
+        os.path.abspath(config.path),
+        "flush",
+        "--quiet",
+    ]
 
 
 def spawn_deliverer(config: Config) -> None:
@@ -901,10 +927,9 @@ def spawn_deliverer(config: Config) -> None:
     Returns as soon as the intermediate child has exited (microseconds): the
     caller (pam_exec) never waits for delivery.
     """
-    path_entry, module = _package_location()
-    python = sys.executable or "/usr/bin/python3"
-    argv = [python, "-s", "-m", module, "flush", "--quiet", "--config", config.path]
-    env = {"PATH": SAFE_PATH, "LC_ALL": "C", "PYTHONPATH": path_entry, "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = deliverer_argv(config)
+    python = argv[0]
+    env = {"PATH": SAFE_PATH, "LC_ALL": "C"}
     pid = os.fork()
     if pid == 0:  # first child
         try:
@@ -921,7 +946,8 @@ def spawn_deliverer(config: Config) -> None:
             os.execve(python, argv, env)
         finally:
             os._exit(127)
-    os.waitpid(pid, 0)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 # --------------------------------------------------------------------------- front doors

@@ -423,7 +423,7 @@ def build_mail(event: Event, sender: str, recipients: Sequence[str]) -> EmailMes
     msg["X-Sshward-Kind"] = escape_text(event.kind, 40)
     msg.set_content(render_text(event))
     parsed = message_from_bytes(msg.as_bytes(), policy=default_policy)
-    names = [name.lower() for name in parsed.keys()]
+    names = [name.lower() for name in parsed]
     if len(names) != len(_MAIL_HEADERS) or set(names) != _MAIL_HEADERS:
         raise ChannelError("refusing a mail whose headers do not round-trip (possible header injection)")
     return msg

@@ -328,6 +328,16 @@ def test_detached_deliverer_delivers(tmp_path: Path, servers: tuple[MailSink, in
     assert (rc, done) == (0, True)
 
 
+def test_deliverer_runs_isolated_without_a_shell(tmp_path: Path) -> None:
+    config = notify.config_from_dict(base_config(tmp_path, []), str(tmp_path / "notify.json"))
+    argv = notify.deliverer_argv(config)
+    assert (argv[0], argv[1], argv[-4:]) == (
+        sys.executable,
+        "-I",
+        ["--config", str(tmp_path / "notify.json"), "flush", "--quiet"],
+    )
+
+
 @pytest.mark.parametrize("pam_type", ["close_session", "auth", "account", "password", ""])
 def test_pam_step_ignores_other_pam_types(tmp_path: Path, pam_type: str) -> None:
     missing = tmp_path / "no-such-config.json"  # not even read

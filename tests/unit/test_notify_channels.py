@@ -28,7 +28,6 @@ from notify_servers import (
     smtp_server,
     write_config,
 )
-
 from sshward import notify, notify_channels
 from sshward.notify_channels import (
     ChannelError,
@@ -88,14 +87,15 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
     sendmail, sendmail_out = fake_sendmail(tmp_path)
     lines: list[tuple[int, str]] = []
     with smtp_server() as (sink, smtp_port), http_server() as web:
-        channels = [
+        hook = f"http://127.0.0.1:{web.port}"
+        channels: list[dict[str, Any]] = [
             {"type": "smtp", "host": "127.0.0.1", "port": smtp_port, "tls": "none",
              "from": "sshward@web1.example", "to": ["ops@example.org"]},
-            {"type": "sendmail", "path": str(sendmail), "from": "root@web1.example", "to": ["ops@example.org"]},
-            {"type": "webhook", "name": "json", "url": f"http://127.0.0.1:{web.port}/json", "format": "json"},
-            {"type": "webhook", "name": "slack", "url": f"http://127.0.0.1:{web.port}/slack", "format": "slack"},
-            {"type": "webhook", "name": "ntfy", "url": f"http://127.0.0.1:{web.port}/ntfy", "format": "ntfy"},
+            {"type": "sendmail", "path": str(sendmail), "from": "root@web1.example",
+             "to": ["ops@example.org"]},
         ]  # fmt: skip
+        channels += [{"type": "webhook", "name": f, "url": f"{hook}/{f}", "format": f}
+                     for f in ("json", "slack", "ntfy")]  # fmt: skip
         cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
         config = notify.load_config(str(cfg))
         config.channels.append(
@@ -129,7 +129,7 @@ def test_hostile_nothing_executed(hostile: dict[str, Any]) -> None:
 
 def test_hostile_smtp_header_set(hostile: dict[str, Any]) -> None:
     sink: MailSink = hostile["sink"]
-    header_sets = [{k.lower() for k in sink.parsed(i).keys()} for i in range(len(sink.messages))]
+    header_sets = [{k.lower() for k in sink.parsed(i)} for i in range(len(sink.messages))]
     assert header_sets == [MAIL_HEADERS, MAIL_HEADERS]
 
 
@@ -151,7 +151,7 @@ def test_hostile_smtp_body_lines_are_escaped(hostile: dict[str, Any]) -> None:
 def test_hostile_sendmail_argv_and_headers(hostile: dict[str, Any]) -> None:
     argv_line, _, data = hostile["sendmail_out"].read_bytes().partition(b"\n")
     msg = message_from_bytes(data, policy=default_policy)
-    assert (json.loads(argv_line), {k.lower() for k in msg.keys()}) == (["-t", "-oi"], MAIL_HEADERS)
+    assert (json.loads(argv_line), {k.lower() for k in msg}) == (["-t", "-oi"], MAIL_HEADERS)
 
 
 def test_hostile_json_webhook_round_trips(hostile: dict[str, Any]) -> None:
@@ -216,8 +216,8 @@ def test_mail_subject_folds_without_raw_concatenation() -> None:
     event = Event(kind="login", fields={"user": "\u00fc" * 60 + "\r\nBcc: x@y"}, host="h", time=0.0)
     raw = build_mail(event, "a@b", ["c@d"]).as_bytes()
     parsed = message_from_bytes(raw, policy=default_policy)
-    assert ([k.lower() for k in parsed.keys()].count("bcc"), str(parsed["Subject"]) == render_subject(event)) == (
-        0, True)  # fmt: skip
+    names = [k.lower() for k in parsed]
+    assert (names.count("bcc"), str(parsed["Subject"]) == render_subject(event)) == (0, True)
 
 
 def test_syslog_line_quotes_values() -> None:
@@ -428,7 +428,7 @@ ENCODED_WORD_ATTACKS = [
 def test_encoded_words_cannot_add_headers(attack: str) -> None:
     event = Event(kind="login", fields={"user": attack}, host="h", time=0.0)
     parsed = message_from_bytes(build_mail(event, "a@b", ["c@d"]).as_bytes(), policy=default_policy)
-    assert {k.lower() for k in parsed.keys()} == MAIL_HEADERS
+    assert {k.lower() for k in parsed} == MAIL_HEADERS
 
 
 @pytest.mark.parametrize("attack", ENCODED_WORD_ATTACKS)
