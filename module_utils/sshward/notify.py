@@ -17,6 +17,32 @@ Flow:
   unban, lockdown, test, ...); ``sshward-notify test`` sends a test event
   synchronously through every channel and reports one line per channel.
 
+Config (/etc/sshward/notify.json, root:root 0600; every key optional but ``channels``)::
+
+    {
+      "hostname": "web1.example.org",          # default: socket.gethostname()
+      "spool_dir": "/var/spool/sshward/notify", "state_dir": "/var/lib/sshward/notify",
+      "timeout": 10,                           # default per-channel deadline, seconds
+      "rate_limit_per_minute": 20,             # per channel; beyond it: one summary message
+      "network_prefix": {"ipv4": 24, "ipv6": 64},
+      "sudo": "first",                         # first | all | none
+      "max_spool_events": 10000, "max_age_days": 7,
+      "authlog": {"journal": true, "files": ["/var/log/auth.log", "/var/log/secure"], "wait": 3},
+      "channels": [
+        {"type": "smtp", "name": "mail", "host": "smtp.example.org", "port": 587, "tls": "starttls",
+         "username": "alerts", "password": "...", "from": "sshward@example.org",
+         "to": ["ops@example.org"], "ca_file": "/etc/ssl/certs/ca.pem", "timeout": 10},
+        {"type": "sendmail", "path": "/usr/sbin/sendmail", "from": "root", "to": ["root"]},
+        {"type": "webhook", "format": "ntfy", "url": "https://ntfy.example.org/ssh-alerts",
+         "headers": {"Authorization": "Bearer ..."}},
+        {"type": "syslog", "facility": "authpriv", "ident": "sshward-notify"}
+      ]
+    }
+
+Channel names default to the type and must be unique; ``webhook.format`` is
+json | slack | ntfy; ``smtp.tls`` is starttls | tls | none (a password over
+``none`` needs ``"allow_plaintext_auth": true``).
+
 Standard library only, Python 3.9 compatible, no shell anywhere.
 """
 
@@ -205,7 +231,7 @@ _TOP_KEYS = {
 
 
 def config_from_dict(data: Any, path: str = "<dict>") -> Config:
-    """Validate a config document (see the module docstring of the README for the schema)."""
+    """Validate a config document (schema: the module docstring)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object")
     unknown = sorted(set(data) - _TOP_KEYS)
