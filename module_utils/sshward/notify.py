@@ -1,0 +1,1132 @@
+"""sshward-notify: login, sudo, ban and lockdown notifications that never delay a login.
+
+Flow:
+
+* ``sshward-notify pam`` runs from ``pam_exec.so`` (open_session of sshd/sudo,
+  or ``--failure`` from the auth stack). It reads the PAM_* environment, writes
+  one JSON event into the spool directory (temp file + rename, 0600),
+  double-forks a detached deliverer and returns 0 at once. It never talks to
+  the network and never reads the auth log.
+* The deliverer (``sshward-notify flush``, also run by a timer) takes an
+  ``flock`` on the spool, enriches new events (auth-log correlation for the
+  port, method and key; "first login from this network"; "first sudo"), sends
+  every event through every configured channel with a per-channel deadline,
+  records per-channel success in the spool entry, removes an entry only when
+  all channels have it, and merges a flood into one summary per channel.
+* ``emit(event)`` / ``sshward-notify event`` queue generic events (ban,
+  unban, lockdown, test, ...); ``sshward-notify test`` sends a test event
+  synchronously through every channel and reports one line per channel.
+
+Config (/etc/sshward/notify.json, root:root 0600; every key optional but ``channels``)::
+
+    {
+      "hostname": "web1.example.org",          # default: socket.gethostname()
+      "spool_dir": "/var/spool/sshward/notify", "state_dir": "/var/lib/sshward/notify",
+      "timeout": 10,                           # default per-channel deadline, seconds
+      "rate_limit_per_minute": 20,             # per channel; beyond it: one summary message
+      "network_prefix": {"ipv4": 24, "ipv6": 64},
+      "sudo": "first",                         # first | all | none
+      "max_spool_events": 10000, "max_age_days": 7,
+      "authlog": {"journal": true, "files": ["/var/log/auth.log", "/var/log/secure"], "wait": 3},
+      "channels": [
+        {"type": "smtp", "name": "mail", "host": "smtp.example.org", "port": 587, "tls": "starttls",
+         "username": "alerts", "password": "...", "from": "sshward@example.org",
+         "to": ["ops@example.org"], "ca_file": "/etc/ssl/certs/ca.pem", "timeout": 10},
+        {"type": "sendmail", "path": "/usr/sbin/sendmail", "from": "root", "to": ["root"]},
+        {"type": "webhook", "format": "ntfy", "url": "https://ntfy.example.org/ssh-alerts",
+         "headers": {"Authorization": "Bearer ..."}},
+        {"type": "syslog", "facility": "authpriv", "ident": "sshward-notify"}
+      ]
+    }
+
+Channel names default to the type and must be unique; ``webhook.format`` is
+json | slack | ntfy; ``smtp.tls`` is starttls | tls | none (a password over
+``none`` needs ``"allow_plaintext_auth": true``).
+
+Standard library only, Python 3.9 compatible, no shell anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import syslog
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .notify_channels import (
+    DEFAULT_TIMEOUT,
+    KIND_RE,
+    Channel,
+    ChannelError,
+    ConfigError,
+    Event,
+    build_channel,
+    clean_fields,
+    escape_text,
+    summary_event,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "AuthLogLookup",
+    "ChannelError",
+    "Config",
+    "ConfigError",
+    "DeliveryReport",
+    "Event",
+    "LoginDetails",
+    "Spool",
+    "check_config_permissions",
+    "correlate_login",
+    "default_authlog_lookup",
+    "deliver_pending",
+    "emit",
+    "event_from_pam",
+    "load_config",
+    "main",
+    "make_event",
+    "pam_step",
+    "read_key_comment",
+    "send_test",
+    "spawn_deliverer",
+]
+
+DEFAULT_CONFIG = "/etc/sshward/notify.json"
+DEFAULT_SPOOL = "/var/spool/sshward/notify"
+DEFAULT_STATE = "/var/lib/sshward/notify"
+MAX_CONFIG_BYTES = 1 << 20
+SPOOL_ENTRY_VERSION = 1
+SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PAM_VALUE_MAX = 512
+
+LogFunc = Callable[[str], None]
+PermissionCheck = Callable[[str, os.stat_result], None]
+#: Returns the recent log *messages* (without the syslog prefix) of one process, oldest first.
+AuthLogLookup = Callable[[int], Sequence[str]]
+Spawner = Callable[["Config"], None]
+
+
+def _syslog_log(message: str) -> None:
+    """Diagnostics of the notifier itself (never contains secrets: callers scrub)."""
+    try:
+        syslog.openlog("sshward-notify", syslog.LOG_PID, getattr(syslog, "LOG_AUTHPRIV", syslog.LOG_AUTH))
+        syslog.syslog(syslog.LOG_WARNING, escape_text(message, 900))
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class Config:
+    """Parsed /etc/sshward/notify.json. Every path is configurable (tests use tmp dirs)."""
+
+    path: str = DEFAULT_CONFIG
+    spool_dir: str = DEFAULT_SPOOL
+    state_dir: str = DEFAULT_STATE
+    channels: list[Channel] = field(default_factory=list)
+    hostname: str = ""
+    timeout: float = DEFAULT_TIMEOUT
+    rate_limit_per_minute: int = 20
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    sudo: str = "first"
+    max_spool_events: int = 10000
+    max_age_seconds: float = 7 * 86400.0
+    authlog_journal: bool = True
+    authlog_files: list[str] = field(default_factory=lambda: ["/var/log/auth.log", "/var/log/secure"])
+    authlog_wait: float = 3.0
+
+    @property
+    def host(self) -> str:
+        return self.hostname or socket.gethostname()
+
+
+def check_config_permissions(path: str, st: os.stat_result) -> None:
+    """Refuse a config that others could read or change (it holds SMTP passwords and tokens).
+
+    It must be a regular file owned by root (or, for an unprivileged process,
+    by the effective user, who gains nothing from it) with no group/other bits.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path} is not a regular file")
+    allowed = {0, os.geteuid()}
+    if st.st_uid not in allowed:
+        raise ConfigError(
+            f"{path} must be owned by root (it is owned by uid {st.st_uid}): chown root:root {path}"
+        )
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"{path} is readable or writable by group/others (mode {stat.S_IMODE(st.st_mode):04o});"
+            f" it holds secrets: chmod 0600 {path}"
+        )
+
+
+def _read_config_file(path: str, permission_check: PermissionCheck) -> Any:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link; refusing to follow it") from None
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        permission_check(path, os.fstat(handle.fileno()))
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        # no excerpt of the file: it holds secrets
+        raise ConfigError(f"{path} is not valid UTF-8 JSON ({type(exc).__name__})") from None
+
+
+def _num(
+    data: Mapping[str, Any], key: str, default: float, lo: float, hi: float, integer: bool = False
+) -> Any:
+    value = data.get(key, default)
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and lo <= value <= hi
+    if integer:
+        ok = ok and isinstance(value, int)
+    if not ok:
+        raise ConfigError(
+            "{!r} must be a{} number between {:g} and {:g}".format(
+                key, "n integer" if integer else "", lo, hi
+            )
+        )
+    return value
+
+
+_TOP_KEYS = {
+    "spool_dir",
+    "state_dir",
+    "hostname",
+    "timeout",
+    "rate_limit_per_minute",
+    "network_prefix",
+    "sudo",
+    "max_spool_events",
+    "max_age_days",
+    "authlog",
+    "channels",
+}
+
+
+def config_from_dict(data: Any, path: str = "<dict>") -> Config:
+    """Validate a config document (schema: the module docstring)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            "{}: unknown key(s) {}".format(path, ", ".join(escape_text(k, 40) for k in unknown))
+        )
+    cfg = Config(path=path)
+    for key in ("spool_dir", "state_dir"):
+        value = data.get(key, getattr(cfg, key))
+        if not isinstance(value, str) or not os.path.isabs(value):
+            raise ConfigError(f"{path}: {key!r} must be an absolute path")
+        setattr(cfg, key, value)
+    hostname = data.get("hostname", "")
+    if not isinstance(hostname, str):
+        raise ConfigError(f"{path}: 'hostname' must be a string")
+    cfg.hostname = hostname
+    cfg.timeout = float(_num(data, "timeout", DEFAULT_TIMEOUT, 0.1, 600))
+    cfg.rate_limit_per_minute = int(_num(data, "rate_limit_per_minute", 20, 2, 100000, integer=True))
+    prefix = data.get("network_prefix", {})
+    if not isinstance(prefix, dict) or set(prefix) - {"ipv4", "ipv6"}:
+        raise ConfigError(f"{path}: 'network_prefix' must be an object with 'ipv4' and/or 'ipv6'")
+    cfg.ipv4_prefix = int(_num(prefix, "ipv4", 24, 0, 32, integer=True))
+    cfg.ipv6_prefix = int(_num(prefix, "ipv6", 64, 0, 128, integer=True))
+    sudo_mode = data.get("sudo", "first")
+    if sudo_mode not in ("first", "all", "none"):
+        raise ConfigError(f"{path}: 'sudo' must be first, all or none")
+    cfg.sudo = str(sudo_mode)
+    cfg.max_spool_events = int(_num(data, "max_spool_events", 10000, 1, 10_000_000, integer=True))
+    cfg.max_age_seconds = float(_num(data, "max_age_days", 7, 0.001, 3650)) * 86400.0
+    authlog = data.get("authlog", {})
+    if not isinstance(authlog, dict) or set(authlog) - {"journal", "files", "wait"}:
+        raise ConfigError(f"{path}: 'authlog' must be an object with journal, files, wait")
+    journal = authlog.get("journal", True)
+    if not isinstance(journal, bool):
+        raise ConfigError(f"{path}: authlog.journal must be true or false")
+    cfg.authlog_journal = journal
+    files = authlog.get("files", cfg.authlog_files)
+    if not isinstance(files, list) or not all(isinstance(f, str) and os.path.isabs(f) for f in files):
+        raise ConfigError(f"{path}: authlog.files must be a list of absolute paths")
+    cfg.authlog_files = list(files)
+    cfg.authlog_wait = float(_num(authlog, "wait", 3.0, 0, 60))
+    channels = data.get("channels", [])
+    if not isinstance(channels, list):
+        raise ConfigError(f"{path}: 'channels' must be a list")
+    built = [build_channel(c, i, cfg.timeout) for i, c in enumerate(channels)]
+    names = [c.name for c in built]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError("{}: channel names must be unique (set 'name'): {}".format(path, ", ".join(dupes)))
+    cfg.channels = built
+    return cfg
+
+
+def load_config(
+    path: str = DEFAULT_CONFIG, *, permission_check: PermissionCheck = check_config_permissions
+) -> Config:
+    """Read and validate the config; ``permission_check`` is injectable for tests."""
+    return config_from_dict(_read_config_file(path, permission_check), path)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _ensure_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.ENOTDIR, "not a directory", path)
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
+def atomic_write_json(path: str, data: Any) -> None:
+    """Write JSON to a 0600 temp file in the same directory, fsync, rename over ``path``."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_json(path: str, default: Any) -> Any:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return default
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return default
+            return json.loads(handle.read(16 << 20).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return default
+
+
+class Spool:
+    """A directory of JSON entries, one per event, named so that sorting is chronological."""
+
+    LOCK = ".lock"
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def ensure(self) -> None:
+        _ensure_dir(self.directory)
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(
+                n for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith(".")
+            )
+        except FileNotFoundError:
+            return []
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def add(self, event: Event) -> str:
+        self.ensure()
+        name = f"{time.time_ns():020d}-{secrets.token_hex(6)}.json"
+        entry = {
+            "version": SPOOL_ENTRY_VERSION,
+            "event": event.to_json(),
+            "delivered": [],
+            "attempts": 0,
+            "prepared": False,
+        }
+        path = self.path(name)
+        atomic_write_json(path, entry)
+        return path
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        data = _read_json(self.path(name), None)
+        if not isinstance(data, dict) or not isinstance(data.get("event"), dict):
+            return None
+        if not isinstance(data.get("delivered"), list):
+            data["delivered"] = []
+        return data
+
+    def write(self, name: str, entry: Mapping[str, Any]) -> None:
+        atomic_write_json(self.path(name), dict(entry))
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(name))
+
+    def quarantine(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            os.replace(self.path(name), self.path("." + name + ".bad"))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """``flock`` the spool's lock file without waiting; yields False when another deliverer holds it."""
+        self.ensure()
+        fd = os.open(self.path(self.LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    yield False
+                    return
+                raise
+            yield True
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- events
+
+
+def make_event(
+    kind: str, fields: Mapping[str, object] | None = None, *, host: str = "", now: float | None = None
+) -> Event:
+    """Validate and build an event (``kind`` like ``ban``; field names like ``address``)."""
+    if not isinstance(kind, str) or not KIND_RE.match(kind):
+        raise ValueError(f"event kind must match {KIND_RE.pattern}")
+    stamp = time.time() if now is None else now
+    return Event(
+        kind=kind,
+        fields=clean_fields(fields or {}),
+        host=host or socket.gethostname(),
+        time=stamp,
+        id=f"{int(stamp)}-{secrets.token_hex(8)}",
+    )
+
+
+def _pam_value(env: Mapping[str, str], key: str) -> str | None:
+    value = env.get(key)
+    if value is None or value == "":
+        return None
+    return value[:PAM_VALUE_MAX]
+
+
+def event_from_pam(
+    env: Mapping[str, str],
+    *,
+    failure: bool = False,
+    ppid: int | None = None,
+    host: str = "",
+    now: float | None = None,
+) -> Event | None:
+    """Turn pam_exec's environment into an event, or None when this PAM call is not ours.
+
+    Session mode handles only ``PAM_TYPE=open_session``; ``failure`` mode (from
+    the auth stack, after the real auth module failed) handles ``PAM_TYPE=auth``.
+    Values are kept raw here and escaped on output.
+    """
+    pam_type = env.get("PAM_TYPE", "")
+    if failure:
+        if pam_type != "auth":
+            return None
+    elif pam_type != "open_session":
+        return None
+    service = _pam_value(env, "PAM_SERVICE") or "unknown"
+    fields: dict[str, object] = {
+        "user": _pam_value(env, "PAM_USER"),
+        "ruser": _pam_value(env, "PAM_RUSER"),
+        "rhost": _pam_value(env, "PAM_RHOST"),
+        "tty": _pam_value(env, "PAM_TTY"),
+        "service": service,
+    }
+    if failure:
+        if service in ("sudo", "sudo-i"):
+            kind = "sudo_failure"
+        elif service in ("su", "su-l"):
+            kind = "su_failure"
+        else:
+            kind = "auth_failure"
+    elif service in ("sudo", "sudo-i"):
+        kind = "sudo"
+    elif service in ("su", "su-l"):
+        kind = "su"
+    else:
+        kind = "login"
+        if service == "sshd" and ppid is not None and ppid > 1:
+            # pam_exec's parent is the sshd process that logged "Accepted ..." for this session
+            fields["sshd_pid"] = str(ppid)
+    return make_event(kind, fields, host=host, now=now)
+
+
+# --------------------------------------------------------------------------- auth-log correlation
+
+ACCEPTED_RE = re.compile(r"^Accepted (\S+) for (.+) from (\S+) port (\d+) ssh2(: (\S+) (SHA256:\S+))?$")
+FOUND_KEY_RE = re.compile(r"^Accepted key (\S+) (SHA256:\S+) found at (.+):(\d+)$")
+_SYSLOG_PREFIX_RE = re.compile(
+    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ (?:sshd|sshd-session)\[(\d+)\]: (.*)$"
+)
+
+
+@dataclass
+class LoginDetails:
+    method: str
+    user: str
+    address: str
+    port: str
+    key_type: str | None = None
+    fingerprint: str | None = None
+    key_file: str | None = None
+    key_line: int | None = None
+
+
+def correlate_login(messages: Sequence[str], user: str | None) -> LoginDetails | None:
+    """The last ``Accepted ... for USER ...`` message (anchored at both ends) for ``user``.
+
+    The match is anchored at the end, so a user name containing
+    ``from 6.6.6.6 port 1 ssh2`` cannot replace the real tail; and the matched
+    user must equal PAM_USER.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        match = ACCEPTED_RE.match(messages[index])
+        if not match or (user is not None and match.group(2) != user):
+            continue
+        try:
+            ipaddress.ip_address(match.group(3))
+        except ValueError:
+            continue
+        details = LoginDetails(
+            method=match.group(1),
+            user=match.group(2),
+            address=match.group(3),
+            port=match.group(4),
+            key_type=match.group(6),
+            fingerprint=match.group(7),
+        )
+        if details.fingerprint:
+            for earlier in reversed(messages[:index]):
+                found = FOUND_KEY_RE.match(earlier)
+                if found and found.group(2) == details.fingerprint:
+                    details.key_file = found.group(3)
+                    details.key_line = int(found.group(4))
+                    break
+        return details
+    return None
+
+
+def _journal_messages(pid: int) -> list[str]:
+    try:
+        proc = subprocess.run(
+            ["journalctl", "-o", "json", "--no-pager", "--since", "-30min", f"_PID={pid}", "-n", "50"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+            env={"PATH": SAFE_PATH, "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    out: list[str] = []
+    for raw in proc.stdout.splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        message = record.get("MESSAGE") if isinstance(record, dict) else None
+        if isinstance(message, list):  # journald's encoding of non-UTF-8 messages
+            with contextlib.suppress(TypeError, ValueError):
+                message = bytes(message).decode("utf-8", "replace")
+        if isinstance(message, str):
+            out.append(message)
+    return out
+
+
+def _file_messages(pid: int, files: Sequence[str], tail_bytes: int = 512 * 1024) -> list[str]:
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - tail_bytes))
+            data = handle.read(tail_bytes).decode("utf-8", "replace")
+        out = []
+        for line in data.splitlines():
+            match = _SYSLOG_PREFIX_RE.match(line)
+            if match and int(match.group(1)) == pid:
+                out.append(match.group(2))
+        if out:
+            return out
+    return []
+
+
+def default_authlog_lookup(
+    pid: int, *, journal: bool = True, files: Sequence[str] = ("/var/log/auth.log", "/var/log/secure")
+) -> list[str]:
+    """Recent log messages of ``pid``: ``journalctl -o json _PID=<pid>``, else the tail of auth.log."""
+    messages = _journal_messages(pid) if journal else []
+    return messages or _file_messages(pid, files)
+
+
+def key_fingerprint(blob_b64: str) -> str | None:
+    try:
+        blob = base64.b64decode(blob_b64, validate=True)
+    except ValueError:
+        return None
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+
+
+_KEY_RE = re.compile(r"((?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)[ \t]+([A-Za-z0-9+/]+={0,3})(?=[ \t]|$)")
+
+
+def read_key_comment(path: str, line_no: int, fingerprint: str, max_bytes: int = 1 << 20) -> str | None:
+    """The comment of the key at ``path:line_no`` whose blob has ``fingerprint``.
+
+    The file belongs to the user: opened without following a final symlink,
+    without blocking on a FIFO, size-bounded, and only a line whose key blob
+    really has the logged fingerprint is trusted.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        lines = handle.read(max_bytes).decode("utf-8", "replace").splitlines()
+    if not 1 <= line_no <= len(lines):
+        return None
+    line = lines[line_no - 1]
+    for match in _KEY_RE.finditer(line):
+        if key_fingerprint(match.group(2)) == fingerprint:
+            return line[match.end() :].strip()
+    return None
+
+
+# --------------------------------------------------------------------------- state
+
+
+def network_of(address: str, v4_prefix: int, v6_prefix: int) -> str | None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = v4_prefix if ip.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+class State:
+    """Small JSON maps under state_dir; only the (locked) deliverer writes them."""
+
+    MAX_NETWORKS_PER_USER = 1024
+    MAX_USERS = 10000
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def _load(self, name: str) -> dict[str, Any]:
+        data = _read_json(os.path.join(self.directory, name), {})
+        return data if isinstance(data, dict) else {}
+
+    def _save(self, name: str, data: Mapping[str, Any]) -> None:
+        _ensure_dir(self.directory)
+        atomic_write_json(os.path.join(self.directory, name), dict(data))
+
+    def first_from_network(self, user: str, network: str, now: float) -> bool:
+        data = self._load("networks.json")
+        nets = data.get(user)
+        if not isinstance(nets, dict):
+            nets = {}
+        first = network not in nets
+        if first:
+            nets[network] = now
+            if len(nets) > self.MAX_NETWORKS_PER_USER:
+                for old in sorted(nets, key=lambda k: nets[k])[: len(nets) - self.MAX_NETWORKS_PER_USER]:
+                    del nets[old]
+            data[user] = nets
+            if len(data) <= self.MAX_USERS or user in data:
+                self._save("networks.json", data)
+        return first
+
+    def first_sudo(self, user: str, now: float) -> bool:
+        data = self._load("sudo_users.json")
+        if user in data:
+            return False
+        if len(data) < self.MAX_USERS:
+            data[user] = now
+            self._save("sudo_users.json", data)
+        return True
+
+    def recent_sends(self, channel: str, now: float) -> list[float]:
+        data = self._load("ratelimit.json")
+        stamps = data.get(channel, [])
+        if not isinstance(stamps, list):
+            return []
+        return [float(t) for t in stamps if isinstance(t, (int, float)) and now - 60.0 < t <= now + 5]
+
+    def record_sends(self, sends: Mapping[str, list[float]], now: float) -> None:
+        data = self._load("ratelimit.json")
+        for channel, stamps in sends.items():
+            old = data.get(channel, [])
+            if not isinstance(old, list):
+                old = []
+            data[channel] = [t for t in [*old, *stamps] if isinstance(t, (int, float)) and now - 60.0 < t]
+        self._save("ratelimit.json", data)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass
+class DeliveryReport:
+    locked_out: bool = False
+    sent: dict[str, int] = field(default_factory=dict)
+    summaries: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, int] = field(default_factory=dict)
+    removed: int = 0
+    dropped: int = 0
+    remaining: int = 0
+
+
+class _Deliverer:
+    def __init__(
+        self,
+        config: Config,
+        authlog: AuthLogLookup,
+        now: Callable[[], float],
+        log: LogFunc,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.config = config
+        self.spool = Spool(config.spool_dir)
+        self.state = State(config.state_dir)
+        self.authlog = authlog
+        self.now = now
+        self.log = log
+        self.sleep = sleep
+        self.report = DeliveryReport()
+
+    # -- enrichment, once per entry, in the detached deliverer only
+    def _enrich_login(self, event: Event) -> None:
+        pid_text = event.fields.pop("sshd_pid", None)
+        user = event.fields.get("user")
+        if pid_text and pid_text.isdigit():
+            details = None
+            deadline = self.now() + self.config.authlog_wait
+            while True:
+                try:
+                    details = correlate_login(self.authlog(int(pid_text)), user)
+                except Exception as exc:
+                    self.log(f"auth-log lookup failed: {escape_text(exc, 200)}")
+                if details is not None or self.now() >= deadline:
+                    break
+                self.sleep(0.5)
+            if details is not None:
+                rhost = event.fields.get("rhost")
+                event.fields["address"] = details.address
+                if rhost == details.address:
+                    del event.fields["rhost"]
+                event.fields["port"] = details.port
+                event.fields["method"] = details.method
+                if details.key_type:
+                    event.fields["key_type"] = details.key_type
+                if details.fingerprint:
+                    event.fields["fingerprint"] = details.fingerprint
+                if details.key_file and details.key_line:
+                    event.fields["key_source"] = f"{details.key_file}:{details.key_line}"
+                    if details.fingerprint:
+                        comment = read_key_comment(details.key_file, details.key_line, details.fingerprint)
+                        if comment:
+                            event.fields["key_comment"] = comment[:512]
+        address = event.fields.get("address") or event.fields.get("rhost") or ""
+        network = network_of(address, self.config.ipv4_prefix, self.config.ipv6_prefix)
+        if user and network:
+            event.fields["network"] = network
+            first = self.state.first_from_network(user, network, event.time)
+            event.fields["first_from_network"] = "yes" if first else "no"
+
+    def _prepare(self, name: str, entry: dict[str, Any]) -> Event | None:
+        event = Event.from_json(entry["event"])
+        if entry.get("prepared"):
+            return event
+        if event.kind == "login":
+            self._enrich_login(event)
+        elif event.kind == "sudo":
+            user = event.fields.get("ruser") or event.fields.get("user") or ""
+            if self.config.sudo == "none":
+                return None
+            if self.state.first_sudo(user, event.time):
+                event.kind = "sudo_first"
+            elif self.config.sudo == "first":
+                return None
+        entry["event"] = event.to_json()
+        entry["prepared"] = True
+        self.spool.write(name, entry)
+        return event
+
+    def run_batch(self, names: Sequence[str]) -> None:
+        now = self.now()
+        live: list[tuple[str, dict[str, Any], Event]] = []
+        for name in names:
+            entry = self.spool.read(name)
+            if entry is None:
+                if os.path.exists(self.spool.path(name)):
+                    self.log(f"unreadable spool entry {escape_text(name, 80)} moved aside")
+                    self.spool.quarantine(name)
+                continue
+            try:
+                event = self._prepare(name, entry)
+            except (ValueError, TypeError) as exc:
+                self.log(f"invalid spool entry {escape_text(name, 80)} moved aside: {escape_text(exc, 200)}")
+                self.spool.quarantine(name)
+                continue
+            if event is None:
+                self.spool.remove(name)
+                self.report.dropped += 1
+                continue
+            if now - event.time > self.config.max_age_seconds:
+                self.log(
+                    f"dropping undeliverable event {escape_text(name, 80)} older than the spool's max age"
+                )
+                self.spool.remove(name)
+                self.report.dropped += 1
+                continue
+            live.append((name, entry, event))
+
+        sends: dict[str, list[float]] = {}
+        for channel in self.config.channels:
+            sends[channel.name] = self._deliver_channel(channel, live, now)
+        self.state.record_sends(sends, now)
+
+        wanted = {c.name for c in self.config.channels}
+        for name, entry, _event in live:
+            if wanted <= set(entry["delivered"]):
+                self.spool.remove(name)
+                self.report.removed += 1
+            else:
+                entry["attempts"] = int(entry.get("attempts", 0)) + 1
+                self.spool.write(name, entry)
+
+    def _mark(self, channel: Channel, items: Sequence[tuple[str, dict[str, Any], Event]]) -> None:
+        for name, entry, _event in items:
+            if channel.name not in entry["delivered"]:
+                entry["delivered"].append(channel.name)
+            self.spool.write(name, entry)  # persisted at once: a crash must not cause a re-send
+
+    def _deliver_channel(
+        self, channel: Channel, live: Sequence[tuple[str, dict[str, Any], Event]], now: float
+    ) -> list[float]:
+        pending = [item for item in live if channel.name not in item[1]["delivered"]]
+        stamps: list[float] = []
+        if not pending:
+            return stamps
+        budget = self.config.rate_limit_per_minute - len(self.state.recent_sends(channel.name, now))
+        if budget <= 0:
+            self.report.deferred[channel.name] = len(pending)
+            return stamps
+        if len(pending) <= budget:
+            singles, merged = list(pending), []
+        else:
+            singles, merged = list(pending[: budget - 1]), list(pending[budget - 1 :])
+        try:
+            for item in singles:
+                channel.send(item[2])
+                self._mark(channel, [item])
+                stamps.append(now)
+                self.report.sent[channel.name] = self.report.sent.get(channel.name, 0) + 1
+            if merged:
+                channel.send(summary_event([item[2] for item in merged], self.config.host, now))
+                self._mark(channel, merged)
+                stamps.append(now)
+                self.report.summaries[channel.name] = self.report.summaries.get(channel.name, 0) + 1
+        except ChannelError as exc:
+            # the receiver is down or slow: stop using it in this run, retry on the next one
+            self.report.failed[channel.name] = str(exc)
+            self.log(f"channel {channel.name} failed, events stay spooled: {exc}")
+        return stamps
+
+
+def deliver_pending(
+    config: Config,
+    *,
+    authlog: AuthLogLookup | None = None,
+    now: Callable[[], float] = time.time,
+    log: LogFunc = _syslog_log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryReport:
+    """Deliver every spooled event (the body of ``flush`` and of the detached deliverer).
+
+    Returns at once with ``locked_out=True`` if another deliverer holds the lock:
+    that one picks up new entries before it lets go.
+    """
+    if authlog is None:
+        journal, files = config.authlog_journal, list(config.authlog_files)
+
+        def authlog_default(pid: int) -> Sequence[str]:
+            return default_authlog_lookup(pid, journal=journal, files=files)
+
+        authlog = authlog_default
+    spool = Spool(config.spool_dir)
+    deliverer = _Deliverer(config, authlog, now, log, sleep)
+    seen: set[str] = set()
+    for _round in range(3):
+        with spool.lock() as acquired:
+            if not acquired:
+                deliverer.report.locked_out = True
+                break
+            while True:
+                names = [n for n in spool.names() if n not in seen]
+                if not names:
+                    break
+                seen.update(names)
+                deliverer.run_batch(names)
+        # an entry spooled between our last scan and the unlock would wait for the timer: look again
+        if not [n for n in spool.names() if n not in seen]:
+            break
+    deliverer.report.remaining = len(spool.names())
+    return deliverer.report
+
+
+# --------------------------------------------------------------------------- spawning
+
+
+def _package_location() -> tuple[str, str]:
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(package_dir), os.path.basename(package_dir)
+
+
+# Run isolated (-I: no PYTHONPATH, no user site, no current directory on sys.path) and
+# import this very copy of the package by its absolute location.
+_DELIVERER_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+    "sys.exit(importlib.import_module(sys.argv[2] + '.notify').main(sys.argv[3:]))"
+)
+
+
+def deliverer_argv(config: Config) -> list[str]:
+    """The detached deliverer's command line (a list: no shell)."""
+    path_entry, package = _package_location()
+    python = sys.executable or "/usr/bin/python3"
+    return [
+        python,
+        "-I",
+        "-c",
+        _DELIVERER_CODE,
+        path_entry,
+        package,
+        "--config",
+        os.path.abspath(config.path),
+        "flush",
+        "--quiet",
+    ]
+
+
+def spawn_deliverer(config: Config) -> None:
+    """Double-fork a detached ``flush`` (new session, stdio on /dev/null, other fds closed, clean env).
+
+    Returns as soon as the intermediate child has exited (microseconds): the
+    caller (pam_exec) never waits for delivery.
+    """
+    argv = deliverer_argv(config)
+    python = argv[0]
+    env = {"PATH": SAFE_PATH, "LC_ALL": "C"}
+    pid = os.fork()
+    if pid == 0:  # first child
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            # grandchild: not a child of pam_exec, no controlling terminal
+            os.chdir("/")
+            os.umask(0o077)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(devnull, target)
+            os.closerange(3, 65536)
+            os.execve(python, argv, env)
+        finally:
+            os._exit(127)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+# --------------------------------------------------------------------------- front doors
+
+
+def _spool_event(config: Config, event: Event) -> str:
+    spool = Spool(config.spool_dir)
+    if len(spool.names()) >= config.max_spool_events:
+        raise OSError(
+            errno.ENOSPC, f"spool {config.spool_dir} holds {config.max_spool_events} events already"
+        )
+    return spool.add(event)
+
+
+def pam_step(
+    env: Mapping[str, str],
+    config_path: str = DEFAULT_CONFIG,
+    *,
+    failure: bool = False,
+    permission_check: PermissionCheck = check_config_permissions,
+    spawn: Spawner = spawn_deliverer,
+    ppid: int | None = None,
+    log: LogFunc = _syslog_log,
+) -> int:
+    """The pam_exec entry: spool the event, detach the deliverer, return 0. Always 0."""
+    try:
+        pam_type = env.get("PAM_TYPE", "")
+        if pam_type != ("auth" if failure else "open_session"):
+            return 0
+        config = load_config(config_path, permission_check=permission_check)
+        event = event_from_pam(
+            env, failure=failure, ppid=os.getppid() if ppid is None else ppid, host=config.host
+        )
+        if event is None:
+            return 0
+        _spool_event(config, event)
+        spawn(config)
+    except Exception as exc:
+        log(f"pam step: {escape_text(exc, 300)}")
+    return 0
+
+
+def emit(
+    event: Event,
+    *,
+    config: Config | None = None,
+    config_path: str = DEFAULT_CONFIG,
+    permission_check: PermissionCheck = check_config_permissions,
+    spawn: Spawner | None = spawn_deliverer,
+) -> str:
+    """Queue ``event`` (from make_event) and start a detached deliverer; returns the spool path.
+
+    Other roles call this for ``ban``, ``unban`` and ``lockdown`` events. Pass
+    ``spawn=None`` to only queue (the timer's ``flush`` delivers).
+    """
+    if config is None:
+        config = load_config(config_path, permission_check=permission_check)
+    if not event.host:
+        event.host = config.host
+    path = _spool_event(config, event)
+    if spawn is not None:
+        spawn(config)
+    return path
+
+
+def send_test(config: Config, out: Callable[[str], None] = print) -> int:
+    """Send a ``test`` event synchronously through every channel; one line each; 1 if any failed."""
+    event = make_event("test", {"summary": "sshward-notify test message"}, host=config.host)
+    if not config.channels:
+        out(f"no channels configured in {config.path}")
+        return 1
+    status = 0
+    for channel in config.channels:
+        try:
+            channel.send(event)
+        except ChannelError as exc:
+            out(f"{channel.name} FAILED: {exc}  [{channel.describe()}]")
+            status = 1
+        else:
+            out(f"{channel.name} ok  [{channel.describe()}]")
+    return status
+
+
+def _parse_field(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("--field takes NAME=VALUE")
+    return name, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sshward-notify", description="sshward login and incident notifier")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pam = sub.add_parser("pam", help="run from pam_exec (open_session, or --failure in the auth stack)")
+    pam.add_argument(
+        "--failure", action="store_true", help="report an authentication failure (PAM_TYPE=auth)"
+    )
+    event = sub.add_parser("event", help="queue a generic event (ban, unban, lockdown, test, ...)")
+    event.add_argument("--kind", required=True)
+    event.add_argument("--field", action="append", default=[], type=_parse_field, metavar="NAME=VALUE")
+    event.add_argument("--no-spawn", action="store_true", help="only queue; the flush timer delivers")
+    flush = sub.add_parser("flush", help="deliver the spool (systemd timer, and the detached deliverer)")
+    flush.add_argument("--quiet", action="store_true")
+    test = sub.add_parser("test", help="send a test event through every channel now")
+    for sp in (pam, event, flush, test):
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    permission_check: PermissionCheck = check_config_permissions,
+    spawn: Spawner = spawn_deliverer,
+) -> int:
+    """CLI: ``sshward-notify [--config PATH] {pam [--failure],event,flush,test}``."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    environ: Mapping[str, str] = os.environ if env is None else env
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:
+        if "pam" in args_list:
+            return 0  # never fail a PAM stack, even when misconfigured
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "pam":
+        return pam_step(
+            environ, args.config, failure=args.failure, permission_check=permission_check, spawn=spawn
+        )
+    try:
+        config = load_config(args.config, permission_check=permission_check)
+        if args.command == "event":
+            path = emit(
+                make_event(args.kind, dict(args.field), host=config.host),
+                config=config,
+                spawn=None if args.no_spawn else spawn,
+            )
+            print(f"queued {os.path.basename(path)}")
+            return 0
+        if args.command == "flush":
+            report = deliver_pending(config)
+            if not args.quiet:
+                for name, error in sorted(report.failed.items()):
+                    print(f"{name} FAILED: {error}", file=sys.stderr)
+            return 1 if report.failed else 0
+        if args.command == "test":
+            return send_test(config)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"sshward-notify: {escape_text(exc, 500)}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,694 @@
+"""sshward.notify: PAM step, spool, deliverer, correlation, rate limit, CLI.
+
+Real receivers only on 127.0.0.1 (aiosmtpd and http.server started here).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiosmtpd")
+
+from notify_servers import (
+    HttpServer,
+    MailSink,
+    base_config,
+    black_hole,
+    http_server,
+    mode_of,
+    smtp_server,
+    wait_for,
+    write_config,
+)
+from sshward import notify
+from sshward.notify_channels import Channel, ChannelError, Event
+
+SSHD_PID = 4242
+
+
+def key_blob() -> tuple[str, str]:
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + hashlib.sha256(b"sshward test key").digest()
+    b64 = base64.b64encode(blob).decode("ascii")
+    fp = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    return b64, fp
+
+
+def authorized_keys(tmp_path: Path, comment: str) -> Path:
+    b64, _fp = key_blob()
+    path = tmp_path / "authorized_keys"
+    path.write_text(
+        "# first line is a comment\n" + f'from="10.0.0.0/8",no-pty ssh-ed25519 {b64} {comment}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def accepted_lines(keys: Path, user: str = "alice", address: str = "203.0.113.5") -> list[str]:
+    _b64, fp = key_blob()
+    return [
+        'Connection from 203.0.113.5 port 50022 on 192.0.2.1 port 22 rdomain ""',
+        f"Accepted key ED25519 {fp} found at {keys}:2",
+        f"Accepted publickey for {user} from {address} port 50022 ssh2: ED25519 {fp}",
+    ]
+
+
+def pam_env(
+    user: str = "alice",
+    rhost: str = "203.0.113.5",
+    pam_type: str = "open_session",
+    service: str = "sshd",
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "PAM_TYPE": pam_type,
+        "PAM_USER": user,
+        "PAM_RHOST": rhost,
+        "PAM_TTY": "ssh",
+        "PAM_SERVICE": service,
+    }
+    env.update(extra)
+    return env
+
+
+class Recorder(Channel):
+    """An in-memory channel; ``fail`` makes it raise like a receiver that is down."""
+
+    type = "recorder"
+
+    def __init__(self, name: str = "rec") -> None:
+        super().__init__(name, 5.0)
+        self.events: list[Event] = []
+        self.fail = False
+
+    def _send(self, event: Event) -> None:
+        if self.fail:
+            raise ChannelError("receiver down")
+        self.events.append(event)
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[MailSink, int, HttpServer]]:
+    with smtp_server() as (sink, smtp_port), http_server() as web:
+        yield sink, smtp_port, web
+
+
+def mail_and_hook_config(tmp_path: Path, smtp_port: int, web_port: int, **extra: Any) -> Path:
+    channels = [
+        {
+            "type": "smtp",
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "tls": "none",
+            "from": "sshward@web1.example",
+            "to": ["ops@example.org", "sec@example.org"],
+        },
+        {"type": "webhook", "url": f"http://127.0.0.1:{web_port}/hook", "format": "json"},
+    ]
+    return write_config(tmp_path / "notify.json", base_config(tmp_path, channels, **extra))
+
+
+def spool_names(tmp_path: Path) -> list[str]:
+    spool = tmp_path / "spool"
+    return sorted(p.name for p in spool.glob("*.json")) if spool.exists() else []
+
+
+def login_and_deliver(
+    tmp_path: Path, cfg: Path, env: dict[str, str], lines: Sequence[str]
+) -> notify.DeliveryReport:
+    spawned: list[Any] = []
+    assert notify.pam_step(env, str(cfg), spawn=spawned.append, ppid=SSHD_PID) == 0
+    assert len(spawned) == 1
+    config = notify.load_config(str(cfg))
+    return notify.deliver_pending(config, authlog=lambda pid: list(lines) if pid == SSHD_PID else [])
+
+
+# ----------------------------------------------------------------------------- login end to end
+
+
+@pytest.fixture
+def delivered_login(tmp_path: Path, servers: tuple[MailSink, int, HttpServer]) -> dict[str, Any]:
+    sink, smtp_port, web = servers
+    cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+    keys = authorized_keys(tmp_path, "alice@laptop")
+    report = login_and_deliver(tmp_path, cfg, pam_env(), accepted_lines(keys))
+    return {"sink": sink, "web": web, "report": report, "keys": keys, "tmp": tmp_path}
+
+
+def test_login_sends_exactly_one_mail(delivered_login: dict[str, Any]) -> None:
+    assert len(delivered_login["sink"].messages) == 1
+
+
+def test_login_sends_exactly_one_webhook(delivered_login: dict[str, Any]) -> None:
+    assert len(delivered_login["web"].sink.requests) == 1
+
+
+def test_login_mail_goes_to_every_recipient(delivered_login: dict[str, Any]) -> None:
+    assert delivered_login["sink"].messages[0]["rcpt"] == ["ops@example.org", "sec@example.org"]
+
+
+def test_login_mail_subject(delivered_login: dict[str, Any]) -> None:
+    assert (
+        delivered_login["sink"].parsed()["Subject"]
+        == "[sshward] login alice from 203.0.113.5 on web1.example"
+    )
+
+
+def test_login_removes_the_spool_entry(delivered_login: dict[str, Any]) -> None:
+    assert spool_names(delivered_login["tmp"]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("user", "alice"),
+        ("address", "203.0.113.5"),
+        ("port", "50022"),
+        ("method", "publickey"),
+        ("key_type", "ED25519"),
+        ("fingerprint", key_blob()[1]),
+        ("key_comment", "alice@laptop"),
+        ("tty", "ssh"),
+        ("service", "sshd"),
+        ("first_from_network", "yes"),
+        ("network", "203.0.113.0/24"),
+    ],
+)
+def test_login_webhook_fields(delivered_login: dict[str, Any], name: str, expected: str) -> None:
+    assert delivered_login["web"].sink.json()["fields"][name] == expected
+
+
+def test_login_webhook_key_source(delivered_login: dict[str, Any]) -> None:
+    assert delivered_login["web"].sink.json()["fields"]["key_source"] == f"{delivered_login['keys']}:2"
+
+
+def test_login_webhook_host(delivered_login: dict[str, Any]) -> None:
+    assert delivered_login["web"].sink.json()["host"] == "web1.example"
+
+
+@pytest.mark.parametrize(
+    "line", ["port: 50022", "fingerprint: " + key_blob()[1], "key_comment: alice@laptop"]
+)
+def test_login_mail_body_lines(delivered_login: dict[str, Any], line: str) -> None:
+    body = delivered_login["sink"].parsed().get_content()
+    assert line in body.splitlines()
+
+
+def test_rhost_kept_when_it_is_a_name(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    notify.pam_step(pam_env(rhost="attacker.example"), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
+    keys = authorized_keys(tmp_path, "c")
+    notify.deliver_pending(config, authlog=lambda pid: accepted_lines(keys))
+    assert (rec.events[0].fields["rhost"], rec.events[0].fields["address"]) == (
+        "attacker.example",
+        "203.0.113.5",
+    )
+
+
+# ----------------------------------------------------------------------------- first login from a network
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [("203.0.113.77", "no"), ("203.0.114.5", "yes"), ("2001:db8::1", "yes")],
+)
+def test_first_login_from_network(tmp_path: Path, second: str, expected: str) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    keys = authorized_keys(tmp_path, "c")
+    for address in ("203.0.113.5", second):
+        notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
+        notify.deliver_pending(config, authlog=lambda pid, a=address: accepted_lines(keys, address=a))
+    assert rec.events[1].fields["first_from_network"] == expected
+
+
+def test_ipv6_network_prefix_is_configurable(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, [], network_prefix={"ipv6": 48}))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    keys = authorized_keys(tmp_path, "c")
+    notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
+    notify.deliver_pending(config, authlog=lambda pid: accepted_lines(keys, address="2001:db8:1:2::5"))
+    assert rec.events[0].fields["network"] == "2001:db8:1::/48"
+
+
+# ------------------------------------------------------------------ receiver outage, retry, no duplicates
+
+
+def test_outage_keeps_event_and_retry_does_not_duplicate(tmp_path: Path) -> None:
+    with smtp_server() as (sink, smtp_port), http_server(running=False) as web:
+        cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+        keys = authorized_keys(tmp_path, "c")
+        first = login_and_deliver(tmp_path, cfg, pam_env(), accepted_lines(keys))
+        after_outage = (
+            len(sink.messages),
+            len(web.sink.requests),
+            len(spool_names(tmp_path)),
+            sorted(first.failed),
+        )
+        web.start()
+        notify.deliver_pending(notify.load_config(str(cfg)), authlog=lambda pid: [])
+        after_retry = (len(sink.messages), len(web.sink.requests), len(spool_names(tmp_path)))
+    assert (after_outage, after_retry) == ((1, 0, 1, ["webhook"]), (1, 1, 0))
+
+
+def test_outage_records_per_channel_success_in_spool(tmp_path: Path) -> None:
+    with smtp_server() as (_sink, smtp_port), http_server(running=False) as web:
+        cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+        login_and_deliver(tmp_path, cfg, pam_env(), [])
+        entry = json.loads((tmp_path / "spool" / spool_names(tmp_path)[0]).read_text())
+    assert (entry["delivered"], entry["attempts"]) == (["smtp"], 1)
+
+
+def test_smtp_451_keeps_event_spooled(tmp_path: Path) -> None:
+    with smtp_server() as (sink, smtp_port), http_server() as web:
+        sink.fail = True
+        cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+        report = login_and_deliver(tmp_path, cfg, pam_env(), [])
+        sink.fail = False
+        notify.deliver_pending(notify.load_config(str(cfg)), authlog=lambda pid: [])
+    assert (report.failed["smtp"].startswith("SMTP 451"), len(sink.messages), len(web.sink.requests)) == (
+        True,
+        1,
+        1,
+    )
+
+
+def test_locked_spool_is_left_to_the_holder(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    notify.emit(notify.make_event("ban", {"address": "198.51.100.7"}), config=config, spawn=None)
+    with notify.Spool(config.spool_dir).lock() as got:
+        report = notify.deliver_pending(config, authlog=lambda pid: [])
+    assert (got, report.locked_out, rec.events, len(spool_names(tmp_path))) == (True, True, [], 1)
+
+
+# ----------------------------------------------------------------------------- never block a login
+
+
+def test_pam_step_with_hanging_receiver_returns_at_once(tmp_path: Path) -> None:
+    with black_hole() as port:
+        channels = [{"type": "webhook", "url": f"http://127.0.0.1:{port}/hook", "timeout": 2}]
+        cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
+        started = time.monotonic()
+        rc = notify.main(["--config", str(cfg), "pam"], env=pam_env())
+        elapsed = time.monotonic() - started
+        spooled = spool_names(tmp_path)
+        # the detached deliverer gives up after the channel's 2 s timeout and leaves the event
+        entry_path = tmp_path / "spool" / spooled[0]
+        retried = wait_for(lambda: json.loads(entry_path.read_text()).get("attempts", 0) >= 1, 60)
+    assert (rc, elapsed < 1.5, len(spooled), retried) == (0, True, 1, True)
+
+
+def test_detached_deliverer_delivers(tmp_path: Path, servers: tuple[MailSink, int, HttpServer]) -> None:
+    sink, smtp_port, web = servers
+    cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+    rc = notify.main(["--config", str(cfg), "pam"], env=pam_env())
+    done = wait_for(
+        lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path)
+    )
+    assert (rc, done) == (0, True)
+
+
+def test_deliverer_runs_isolated_without_a_shell(tmp_path: Path) -> None:
+    config = notify.config_from_dict(base_config(tmp_path, []), str(tmp_path / "notify.json"))
+    argv = notify.deliverer_argv(config)
+    assert (argv[0], argv[1], argv[-4:]) == (
+        sys.executable,
+        "-I",
+        ["--config", str(tmp_path / "notify.json"), "flush", "--quiet"],
+    )
+
+
+@pytest.mark.parametrize("pam_type", ["close_session", "auth", "account", "password", ""])
+def test_pam_step_ignores_other_pam_types(tmp_path: Path, pam_type: str) -> None:
+    missing = tmp_path / "no-such-config.json"  # not even read
+    calls: list[Any] = []
+    rc = notify.pam_step(pam_env(pam_type=pam_type), str(missing), spawn=calls.append, log=calls.append)
+    assert (rc, calls, spool_names(tmp_path)) == (0, [], [])
+
+
+def test_pam_step_never_fails_on_bad_config(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []), mode=0o644)
+    logged: list[str] = []
+    rc = notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, log=logged.append)
+    assert (rc, spool_names(tmp_path), "chmod 0600" in logged[0]) == (0, [], True)
+
+
+def test_pam_cli_never_fails_on_bad_arguments() -> None:
+    assert notify.main(["pam", "--bogus"], env=pam_env()) == 0
+
+
+def test_spool_entry_is_private_and_atomic(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
+    spool = tmp_path / "spool"
+    entry = spool / spool_names(tmp_path)[0]
+    leftovers = [p.name for p in spool.iterdir() if p.name.startswith(".tmp-")]
+    assert (mode_of(spool), mode_of(entry), leftovers) == (0o700, 0o600, [])
+
+
+def test_spool_entry_holds_raw_pam_fields(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    notify.pam_step(pam_env(), str(cfg), spawn=lambda c: None, ppid=SSHD_PID)
+    entry = json.loads((tmp_path / "spool" / spool_names(tmp_path)[0]).read_text())
+    assert entry["event"]["fields"] == {
+        "user": "alice",
+        "rhost": "203.0.113.5",
+        "tty": "ssh",
+        "service": "sshd",
+        "sshd_pid": str(SSHD_PID),
+    }
+
+
+# ----------------------------------------------------------------------------- sudo / su
+
+
+@pytest.mark.parametrize(
+    ("service", "kind"), [("sudo", "sudo_failure"), ("su", "su_failure"), ("sshd", "auth_failure")]
+)
+def test_failure_mode_kinds(service: str, kind: str) -> None:
+    event = notify.event_from_pam(pam_env(pam_type="auth", service=service), failure=True, host="h")
+    assert event is not None and event.kind == kind
+
+
+def test_first_sudo_only_once(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    for _ in range(2):
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
+        notify.deliver_pending(config, authlog=lambda pid: [])
+    assert ([e.kind for e in rec.events], spool_names(tmp_path)) == (["sudo_first"], [])
+
+
+def test_sudo_all_mode_reports_every_sudo(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, [], sudo="all"))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    for _ in range(2):
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
+        notify.deliver_pending(config, authlog=lambda pid: [])
+    assert [e.kind for e in rec.events] == ["sudo_first", "sudo"]
+
+
+# ----------------------------------------------------------------------------- rate limit
+
+
+def flood(tmp_path: Path, per_minute: int, logins: int, failures: int) -> tuple[notify.Config, Recorder]:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, [], rate_limit_per_minute=per_minute))
+    config = notify.load_config(str(cfg))
+    rec = Recorder()
+    config.channels = [rec]
+    for i in range(logins):
+        notify.emit(notify.make_event("login", {"user": f"u{i}"}, now=1000.0 + i), config=config, spawn=None)
+    for i in range(failures):
+        notify.emit(
+            notify.make_event("sudo_failure", {"user": f"s{i}"}, now=2000.0 + i), config=config, spawn=None
+        )
+    return config, rec
+
+
+def test_flood_is_summarised_not_dropped(tmp_path: Path) -> None:
+    config, rec = flood(tmp_path, per_minute=5, logins=30, failures=7)
+    report = notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5000.0)
+    summary = rec.events[-1]
+    assert (
+        [e.kind for e in rec.events],
+        summary.fields["summary"],
+        report.summaries,
+        spool_names(tmp_path),
+    ) == (["login"] * 4 + ["summary"], "33 more events: 26 login, 7 sudo_failure", {"rec": 1}, [])
+
+
+def test_rate_limit_defers_within_the_same_minute(tmp_path: Path) -> None:
+    config, rec = flood(tmp_path, per_minute=3, logins=3, failures=0)
+    notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5000.0)
+    notify.emit(notify.make_event("ban", {"address": "198.51.100.7"}), config=config, spawn=None)
+    deferred = notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5030.0)
+    held = len(spool_names(tmp_path))
+    notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5061.0)
+    assert (deferred.deferred, held, [e.kind for e in rec.events][-1], spool_names(tmp_path)) == (
+        {"rec": 1},
+        1,
+        "ban",
+        [],
+    )
+
+
+def test_rate_limit_below_threshold_sends_singles(tmp_path: Path) -> None:
+    config, rec = flood(tmp_path, per_minute=10, logins=10, failures=0)
+    notify.deliver_pending(config, authlog=lambda pid: [], now=lambda: 5000.0)
+    assert [e.kind for e in rec.events] == ["login"] * 10
+
+
+# ----------------------------------------------------------------------------- auth-log correlation
+
+
+HOSTILE_USERS = [
+    "bob from 6.6.6.6 port 1 ssh2: RSA SHA256:fake",
+    "$(touch /tmp/pwned)",
+    "a\tb \"quoted\" 'q'",
+]
+
+
+@pytest.mark.parametrize("user", HOSTILE_USERS)
+def test_correlation_takes_the_real_tail(user: str) -> None:
+    line = f"Accepted password for {user} from 192.0.2.9 port 41000 ssh2"
+    details = notify.correlate_login([line], user)
+    assert details is not None and (details.address, details.port, details.user) == (
+        "192.0.2.9",
+        "41000",
+        user,
+    )
+
+
+def test_correlation_refuses_a_message_with_a_line_break() -> None:
+    user = "x\nAccepted publickey for root from 6.6.6.6 port 1 ssh2"
+    line = f"Accepted password for {user} from 192.0.2.9 port 41000 ssh2"
+    assert notify.correlate_login([line], user) is None
+
+
+def test_correlation_requires_the_pam_user() -> None:
+    assert notify.correlate_login(["Accepted password for root from 192.0.2.9 port 1 ssh2"], "alice") is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Accepted password for alice from 192.0.2.9 port 1 ssh2 trailing",
+        "Failed password for alice from 192.0.2.9 port 1 ssh2",
+        "Invalid user Accepted password for alice from 192.0.2.9 port 1 ssh2",
+        "Accepted password for alice from not-an-ip port 1 ssh2",
+    ],
+)
+def test_correlation_rejects_unanchored_lines(line: str) -> None:
+    assert notify.correlate_login([line], "alice") is None
+
+
+def test_auth_log_file_fallback_filters_by_pid(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "Nov 22 05:21:16 web1 sshd[999]: Invalid user x sshd[4242]: Accepted password for root"
+        " from 6.6.6.6 port 1 ssh2\n"
+        "Nov 22 05:21:17 web1 sshd[4242]: Accepted password for alice from 192.0.2.9 port 41000 ssh2\n"
+        "2026-11-22T05:21:18.000000+00:00 web1 sshd-session[4242]: pam_unix(sshd:session): session opened\n",
+        encoding="utf-8",
+    )
+    messages = notify.default_authlog_lookup(SSHD_PID, journal=False, files=[str(log)])
+    assert messages == [
+        "Accepted password for alice from 192.0.2.9 port 41000 ssh2",
+        "pam_unix(sshd:session): session opened",
+    ]
+
+
+def test_key_comment_not_read_through_symlink(tmp_path: Path) -> None:
+    real = authorized_keys(tmp_path, "secret comment")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert (
+        notify.read_key_comment(str(real), 2, key_blob()[1]),
+        notify.read_key_comment(str(link), 2, key_blob()[1]),
+    ) == ("secret comment", None)
+
+
+def test_key_comment_requires_matching_fingerprint(tmp_path: Path) -> None:
+    keys = authorized_keys(tmp_path, "c")
+    assert notify.read_key_comment(str(keys), 2, "SHA256:" + "A" * 43) is None
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o606, 0o620])
+def test_config_refused_when_group_or_world_accessible(tmp_path: Path, mode: int) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []), mode=mode)
+    with pytest.raises(notify.ConfigError, match="chmod 0600"):
+        notify.load_config(str(cfg))
+
+
+def test_config_refused_when_not_owned_by_root(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    st = os.stat(cfg)
+    fake = os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, 54321, 0, st.st_size, 0, 0, 0))
+    with pytest.raises(notify.ConfigError, match="must be owned by root"):
+        notify.check_config_permissions(str(cfg), fake)
+
+
+def test_config_owner_check_is_injectable(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []), mode=0o644)
+    config = notify.load_config(str(cfg), permission_check=lambda path, st: None)
+    assert config.spool_dir == str(tmp_path / "spool")
+
+
+def test_config_symlink_refused(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    link = tmp_path / "link.json"
+    link.symlink_to(cfg)
+    with pytest.raises(notify.ConfigError, match="symbolic link"):
+        notify.load_config(str(link))
+
+
+def test_cli_reports_permission_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []), mode=0o644)
+    rc = notify.main(["--config", str(cfg), "test"])
+    assert (rc, "chmod 0600" in capsys.readouterr().err) == (2, True)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"channels": [{"type": "carrier-pigeon"}]},
+        {"channels": [{"type": "webhook", "url": "file:///etc/shadow"}]},
+        {
+            "channels": [
+                {
+                    "type": "smtp",
+                    "host": "h",
+                    "from": "a@b",
+                    "to": ["x@y"],
+                    "tls": "none",
+                    "username": "u",
+                    "password": "p",
+                }
+            ]
+        },
+        {"channels": [{"type": "syslog"}, {"type": "syslog"}]},
+        {"spool_dir": "relative/path"},
+        {"rate_limit_per_minute": 0},
+        {"surprise": 1},
+    ],
+)
+def test_config_validation(tmp_path: Path, bad: dict[str, Any]) -> None:
+    data = base_config(tmp_path, [])
+    data.update(bad)
+    with pytest.raises(notify.ConfigError):
+        notify.config_from_dict(data)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_event_and_flush(tmp_path: Path, servers: tuple[MailSink, int, HttpServer]) -> None:
+    sink, smtp_port, web = servers
+    cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+    queued = notify.main(
+        [
+            "--config",
+            str(cfg),
+            "event",
+            "--kind",
+            "ban",
+            "--field",
+            "address=198.51.100.7",
+            "--field",
+            "reason=sshd brute force",
+            "--no-spawn",
+        ]
+    )
+    flushed = notify.main(["--config", str(cfg), "flush"])
+    fields = web.sink.json()["fields"]
+    assert (queued, flushed, web.sink.json()["kind"], fields, len(sink.messages)) == (
+        0,
+        0,
+        "ban",
+        {"address": "198.51.100.7", "reason": "sshd brute force"},
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["event", "--kind", "Bad Kind"],
+        ["event", "--kind", "ban", "--field", "X=1"],
+        ["event", "--kind", "ban", "--field", "novalue"],
+    ],
+)
+def test_cli_event_rejects_bad_input(tmp_path: Path, argv: list[str]) -> None:
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, []))
+    assert notify.main(["--config", str(cfg), *argv]) == 2
+
+
+def test_cli_test_prints_one_line_per_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with smtp_server() as (_sink, smtp_port), http_server() as web, black_hole() as hole:
+        channels = [
+            {
+                "type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "tls": "none",
+                "from": "a@b",
+                "to": ["c@d"],
+            },
+            {"type": "webhook", "url": f"http://127.0.0.1:{web.port}/ok"},
+            {"type": "webhook", "name": "stuck", "url": f"http://127.0.0.1:{hole}/", "timeout": 1},
+        ]
+        cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
+        rc = notify.main(["--config", str(cfg), "test"])
+    lines = capsys.readouterr().out.splitlines()
+    assert (rc, [" ".join(line.split()[:2]) for line in lines], "timed out after 1s" in lines[2]) == (
+        1,
+        ["smtp ok", "webhook ok", "stuck FAILED:"],
+        True,
+    )
+
+
+def test_module_runs_with_python_m(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(notify.__file__).resolve().parent.parent),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "sshward.notify", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, "flush" in proc.stdout) == (0, True)
