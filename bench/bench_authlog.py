@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE.parent / "module_utils"))
 sys.path.insert(0, str(HERE))
 
 from gen_authlog import generate  # noqa: E402
+
 from sshward.authlog import AuthLogParser, Summary, parse_path  # noqa: E402
 
 

@@ -55,6 +55,11 @@ options:
     type: list
     elements: str
     default: []
+  planned_keys:
+    description: Public keys about to be installed, as C(user: [key lines]); the guards count them
+      (and their users) as present. Used for a dry run before the users are created.
+    type: dict
+    default: {}
   lockout_guards:
     description: Refuse changes that would lock out O(connecting_user) or leave an allowed user without a key.
     type: bool
@@ -128,22 +133,21 @@ summary:
   sample: "/etc/ssh/sshd_config:12: inserted PasswordAuthentication no"
 """
 
+import contextlib
+import grp
 import os
 import pwd
-import grp
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-
 from ansible.module_utils.sshward.effective import mismatches, parse_sshd_T
 from ansible.module_utils.sshward.guards import Account, lockout_problems
-from ansible.module_utils.sshward.openssh import option_aliases, parse_version, version_from_package
+from ansible.module_utils.sshward.openssh import SSH_QUERIES, option_aliases, parse_version, version_from_package
 from ansible.module_utils.sshward.policy import PolicyError, sshd_settings
 from ansible.module_utils.sshward.sshd_config import load_tree, managed_block, plan_settings, to_text
 
 C_LOCALE = {"LC_ALL": "C"}
-SSH_QUERIES = ("kex", "cipher", "mac", "key", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms", "sig")
 
 
 def lookup_account(name):
@@ -152,10 +156,8 @@ def lookup_account(name):
     except KeyError:
         return None
     groups = [g.gr_name for g in grp.getgrall() if name in g.gr_mem]
-    try:
+    with contextlib.suppress(KeyError):
         groups.insert(0, grp.getgrgid(entry.pw_gid).gr_name)
-    except KeyError:
-        pass
     return Account(name=name, uid=entry.pw_uid, home=entry.pw_dir, groups=tuple(groups))
 
 
@@ -187,8 +189,9 @@ class SshdConfigModule:
         dpkg = self.module.get_bin_path("dpkg-query")
         if dpkg:
             # sshd -V omits the distribution revision, which decides what was backported.
-            rc, out, err = self.module.run_command([dpkg, "-W", "-f=${Version}", "openssh-server"],
-                                                  environ_update=C_LOCALE)
+            rc, out, err = self.module.run_command(
+                [dpkg, "-W", "-f=${Version}", "openssh-server"], environ_update=C_LOCALE
+            )
             if rc == 0 and out.strip():
                 try:
                     version = version_from_package(out.strip())
@@ -322,6 +325,7 @@ class SshdConfigModule:
                     require_keys_for=list(self.params["require_keys_for"]) + allow,
                     host=self.params["connecting_address"],
                     addr=self.params["connecting_address"],
+                    planned_keys=self.params["planned_keys"],
                 )
                 if problems:
                     self.module.fail_json(
@@ -364,6 +368,7 @@ def main():
             connecting_user=dict(type="str"),
             connecting_address=dict(type="str", default=""),
             require_keys_for=dict(type="list", elements="str", default=[]),
+            planned_keys=dict(type="dict", default={}),
             lockout_guards=dict(type="bool", default=True),
             backup=dict(type="bool", default=True),
             sshd_path=dict(type="path", default="/usr/sbin/sshd"),

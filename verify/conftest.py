@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from .policy import host_variables
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -16,6 +18,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
         help="comma-separated control ID prefixes to run (default: all), e.g. SSHW-SSHD,SSHW-FW",
     )
+    parser.addoption("--policy", default=None, help="YAML file of role variables (overrides the inventory's)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,3 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+@pytest.fixture(scope="module")
+def variables(host, request):
+    """The host's policy variables (inventory and/or --policy file)."""
+    return host_variables(host, request.config.getoption("--policy"))

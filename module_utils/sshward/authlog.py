@@ -269,9 +269,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
     (
         "maxauth",
         _SSHD,
-        r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from "
-        + _TAIL
-        + " ssh2",
+        r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from " + _TAIL + " ssh2",
         ("inv", "user", "addr", "port"),
     ),
     # The reason may repeat client-chosen user names (after a ":"); user names cannot hold ":".
@@ -377,9 +375,7 @@ _TS = (
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
-_LINE_RX = re.compile(
-    _TS + r" (?P<host>\S+) " + _PROGS + r"(?:\[(?P<pid>\d+)\])?: (?:error: |fatal: )?" + _BODY + "$"
-)
+_LINE_RX = re.compile(_TS + r" (?P<host>\S+) " + _PROGS + r"(?:\[(?P<pid>\d+)\])?: (?:error: |fatal: )?" + _BODY + "$")
 _MSG_RX = re.compile(r"(?:error: |fatal: )?" + _BODY + "$")
 
 
@@ -462,9 +458,7 @@ class AuthLogParser:
     produced is timezone-aware.
     """
 
-    def __init__(
-        self, *, year: int | None = None, tz: tzinfo | None = None, now: datetime | None = None
-    ) -> None:
+    def __init__(self, *, year: int | None = None, tz: tzinfo | None = None, now: datetime | None = None) -> None:
         self.stats = ParseStats()
         self._year = year
         self._tz = tz
@@ -1208,9 +1202,7 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "sources": [
-                s.to_dict() for s in sorted(self.sources.values(), key=lambda s: (-s.attempts(), s.address))
-            ],
+            "sources": [s.to_dict() for s in sorted(self.sources.values(), key=lambda s: (-s.attempts(), s.address))],
             "users": [u.to_dict() for u in sorted(self.users.values(), key=lambda u: (-u.failures, u.user))],
             "accepted": [e.to_dict() for e in self.accepted],
             "kinds": dict(sorted(self.kinds.items())),

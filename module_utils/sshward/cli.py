@@ -107,9 +107,7 @@ def _authlog_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", action="store_true", help="read the local journal (journalctl -o json)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--summary-only", action="store_true", help="print only the summaries, not every event")
-    p.add_argument(
-        "--year", type=int, default=None, help="year of classic syslog timestamps (default: guess)"
-    )
+    p.add_argument("--year", type=int, default=None, help="year of classic syslog timestamps (default: guess)")
 
 
 def _safe(s: object) -> str:

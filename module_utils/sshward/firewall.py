@@ -266,9 +266,7 @@ Policy = Union[RateLimitPolicy, RestrictPolicy]
 
 def _check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise FirewallError(
-            f"backend: {backend!r} is not supported; use one of {', '.join(BACKENDS)} (or auto)"
-        )
+        raise FirewallError(f"backend: {backend!r} is not supported; use one of {', '.join(BACKENDS)} (or auto)")
     return backend
 
 
@@ -307,9 +305,7 @@ class Plan:
     after: str
 
 
-def state_commands(
-    backend: str, mode: str = "ratelimit", nft_version: str | None = None
-) -> dict[str, tuple[str, ...]]:
+def state_commands(backend: str, mode: str = "ratelimit", nft_version: str | None = None) -> dict[str, tuple[str, ...]]:
     """The argv whose standard output the plan functions want, keyed by their argument name.
 
     nftables: ``nft -j list table inet <ours>``; a failing command (table absent) means
@@ -521,9 +517,7 @@ def plan_iptables_removal(mode: str, family: str, current_save: str) -> Plan:
     save = parse_iptables_save(current_save)
     chains = sorted(c for c in save.chains.get("filter", {}) if _owned(mode, c))
     jumps = [
-        (i + 1, spec)
-        for i, spec in enumerate(save.table_rules("filter", "INPUT"))
-        if _owned(mode, _target(spec) or "")
+        (i + 1, spec) for i, spec in enumerate(save.table_rules("filter", "INPUT")) if _owned(mode, _target(spec) or "")
     ]
     # Rules in chains we do not own that reference ours would make -X fail: drop them too.
     foreign = [
@@ -704,9 +698,7 @@ def _nft_model(policy: Policy) -> _NftTable:
             sets.append(_NftSet(meter, typ, ("dynamic", "timeout"), secs, NFT_SET_SIZE))
             sets.append(_NftSet(blocked, typ, ("dynamic", "timeout"), secs, NFT_SET_SIZE))
             blocked_rules.append(f"{kw} saddr @{blocked} update @{blocked} {{ {kw} saddr }} drop")
-            meter_rules.append(
-                f"update @{meter} {{ {kw} saddr {limit} }} add @{blocked} {{ {kw} saddr }} drop"
-            )
+            meter_rules.append(f"update @{meter} {{ {kw} saddr {limit} }} add @{blocked} {{ {kw} saddr }} drop")
         chains.append(_NftChain(cls, tuple(blocked_rules + meter_rules)))
     return _NftTable(NFT_TABLES[mode], tuple(sets), tuple(chains))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -105,15 +105,20 @@ def authorized_keys_paths(effective: Effective, account: Account) -> list[str]:
     return paths
 
 
-def usable_keys(effective: Effective, account: Account, read: FileReader) -> tuple[list[AuthorizedKey], list[str]]:
-    """Keys of `account` that sshd would accept under `effective`, and the files looked at."""
+def usable_keys(
+    effective: Effective, account: Account, read: FileReader, planned: Sequence[str] = ()
+) -> tuple[list[AuthorizedKey], list[str]]:
+    """Keys of `account` that sshd would accept under `effective` (plus `planned` key lines the
+    caller is about to install), and the files looked at."""
     accepted = _list(effective, "pubkeyacceptedalgorithms") or _list(effective, "pubkeyacceptedkeytypes")
     accepted_names = {a for v in accepted for a in v.split(",")}
     min_rsa = int(_one(effective, "requiredrsasize", "1024"))
     usable, looked = [], []
-    for path in authorized_keys_paths(effective, account):
-        looked.append(path)
-        data = read(path)
+    sources = [(path, read(path)) for path in authorized_keys_paths(effective, account)]
+    looked = [path for path, _ in sources]
+    if planned:
+        sources.append(("(keys about to be installed)", "\n".join(planned).encode()))
+    for path, data in sources:
         if data is None:
             continue
         for entry in list_authorized_keys(data, path):
@@ -140,13 +145,22 @@ def lockout_problems(
     require_keys_for: Sequence[str] = (),
     host: str = "",
     addr: str = "",
+    planned_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """Everything in the candidate config (as `effective`) that would lock the admin out; empty when safe."""
     problems: list[str] = []
+    planned = planned_keys or {}
+
+    def find(name: str) -> Account | None:
+        account = lookup(name)
+        if account is None and name in planned:
+            return Account(name=name, uid=-1, home=f"/home/{name}")  # created by the same run
+        return account
+
     keys_only = _one(effective, "passwordauthentication", "yes") == "no" or _one(
         effective, "authenticationmethods", "any"
     ).startswith("publickey")
-    me = lookup(connecting_user)
+    me = find(connecting_user)
     if me is None:
         problems.append(f"the connecting user {connecting_user!r} does not exist on the host")
     else:
@@ -161,7 +175,7 @@ def lockout_problems(
                 "first, or keep permit_root_login prohibit-password"
             )
         if keys_only:
-            usable, looked = usable_keys(effective, me, read)
+            usable, looked = usable_keys(effective, me, read, planned.get(connecting_user, ()))
             if not usable:
                 problems.append(
                     f"the connecting user {connecting_user} has no public key sshd would accept in "
@@ -170,12 +184,12 @@ def lockout_problems(
     for name in require_keys_for:
         if name == connecting_user or any(c in name for c in "*?!@"):
             continue
-        account = lookup(name)
+        account = find(name)
         if account is None:
             problems.append(f"allowed user {name!r} does not exist on the host; create it or remove it from the list")
             continue
         if keys_only:
-            usable, looked = usable_keys(effective, account, read)
+            usable, looked = usable_keys(effective, account, read, planned.get(name, ()))
             if not usable:
                 problems.append(
                     f"allowed user {name} has no valid public key sshd would accept in {', '.join(looked)}; "

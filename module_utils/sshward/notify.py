@@ -170,9 +170,7 @@ def check_config_permissions(path: str, st: os.stat_result) -> None:
         raise ConfigError(f"{path} is not a regular file")
     allowed = {0, os.geteuid()}
     if st.st_uid not in allowed:
-        raise ConfigError(
-            f"{path} must be owned by root (it is owned by uid {st.st_uid}): chown root:root {path}"
-        )
+        raise ConfigError(f"{path} must be owned by root (it is owned by uid {st.st_uid}): chown root:root {path}")
     if st.st_mode & 0o077:
         raise ConfigError(
             f"{path} is readable or writable by group/others (mode {stat.S_IMODE(st.st_mode):04o});"
@@ -199,18 +197,14 @@ def _read_config_file(path: str, permission_check: PermissionCheck) -> Any:
         raise ConfigError(f"{path} is not valid UTF-8 JSON ({type(exc).__name__})") from None
 
 
-def _num(
-    data: Mapping[str, Any], key: str, default: float, lo: float, hi: float, integer: bool = False
-) -> Any:
+def _num(data: Mapping[str, Any], key: str, default: float, lo: float, hi: float, integer: bool = False) -> Any:
     value = data.get(key, default)
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and lo <= value <= hi
     if integer:
         ok = ok and isinstance(value, int)
     if not ok:
         raise ConfigError(
-            "{!r} must be a{} number between {:g} and {:g}".format(
-                key, "n integer" if integer else "", lo, hi
-            )
+            "{!r} must be a{} number between {:g} and {:g}".format(key, "n integer" if integer else "", lo, hi)
         )
     return value
 
@@ -236,9 +230,7 @@ def config_from_dict(data: Any, path: str = "<dict>") -> Config:
         raise ConfigError(f"{path}: the top level must be a JSON object")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise ConfigError(
-            "{}: unknown key(s) {}".format(path, ", ".join(escape_text(k, 40) for k in unknown))
-        )
+        raise ConfigError("{}: unknown key(s) {}".format(path, ", ".join(escape_text(k, 40) for k in unknown)))
     cfg = Config(path=path)
     for key in ("spool_dir", "state_dir"):
         value = data.get(key, getattr(cfg, key))
@@ -286,9 +278,7 @@ def config_from_dict(data: Any, path: str = "<dict>") -> Config:
     return cfg
 
 
-def load_config(
-    path: str = DEFAULT_CONFIG, *, permission_check: PermissionCheck = check_config_permissions
-) -> Config:
+def load_config(path: str = DEFAULT_CONFIG, *, permission_check: PermissionCheck = check_config_permissions) -> Config:
     """Read and validate the config; ``permission_check`` is injectable for tests."""
     return config_from_dict(_read_config_file(path, permission_check), path)
 
@@ -348,9 +338,7 @@ class Spool:
 
     def names(self) -> list[str]:
         try:
-            return sorted(
-                n for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith(".")
-            )
+            return sorted(n for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
         except FileNotFoundError:
             return []
 
@@ -811,9 +799,7 @@ class _Deliverer:
                 self.report.dropped += 1
                 continue
             if now - event.time > self.config.max_age_seconds:
-                self.log(
-                    f"dropping undeliverable event {escape_text(name, 80)} older than the spool's max age"
-                )
+                self.log(f"dropping undeliverable event {escape_text(name, 80)} older than the spool's max age")
                 self.spool.remove(name)
                 self.report.dropped += 1
                 continue
@@ -982,9 +968,7 @@ def spawn_deliverer(config: Config) -> None:
 def _spool_event(config: Config, event: Event) -> str:
     spool = Spool(config.spool_dir)
     if len(spool.names()) >= config.max_spool_events:
-        raise OSError(
-            errno.ENOSPC, f"spool {config.spool_dir} holds {config.max_spool_events} events already"
-        )
+        raise OSError(errno.ENOSPC, f"spool {config.spool_dir} holds {config.max_spool_events} events already")
     return spool.add(event)
 
 
@@ -1004,9 +988,7 @@ def pam_step(
         if pam_type != ("auth" if failure else "open_session"):
             return 0
         config = load_config(config_path, permission_check=permission_check)
-        event = event_from_pam(
-            env, failure=failure, ppid=os.getppid() if ppid is None else ppid, host=config.host
-        )
+        event = event_from_pam(env, failure=failure, ppid=os.getppid() if ppid is None else ppid, host=config.host)
         if event is None:
             return 0
         _spool_event(config, event)
@@ -1069,9 +1051,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     pam = sub.add_parser("pam", help="run from pam_exec (open_session, or --failure in the auth stack)")
-    pam.add_argument(
-        "--failure", action="store_true", help="report an authentication failure (PAM_TYPE=auth)"
-    )
+    pam.add_argument("--failure", action="store_true", help="report an authentication failure (PAM_TYPE=auth)")
     event = sub.add_parser("event", help="queue a generic event (ban, unban, lockdown, test, ...)")
     event.add_argument("--kind", required=True)
     event.add_argument("--field", action="append", default=[], type=_parse_field, metavar="NAME=VALUE")
@@ -1101,9 +1081,7 @@ def main(
             return 0  # never fail a PAM stack, even when misconfigured
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "pam":
-        return pam_step(
-            environ, args.config, failure=args.failure, permission_check=permission_check, spawn=spawn
-        )
+        return pam_step(environ, args.config, failure=args.failure, permission_check=permission_check, spawn=spawn)
     try:
         config = load_config(args.config, permission_check=permission_check)
         if args.command == "event":

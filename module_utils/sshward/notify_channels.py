@@ -347,8 +347,7 @@ def _recipients(opts: Mapping[str, Any], ctx: str) -> list[str]:
     for addr in [*to, opts.get("from", "")]:
         if isinstance(addr, str) and re.search(r"[\x00-\x1f\x7f,;<>\s]", addr):
             raise ConfigError(
-                f"{ctx}: address {escape_text(addr, 80)!r} must be a bare address"
-                " (no spaces, commas or controls)"
+                f"{ctx}: address {escape_text(addr, 80)!r} must be a bare address (no spaces, commas or controls)"
             )
     return list(to)
 
@@ -449,9 +448,7 @@ class SmtpChannel(Channel):
         self.password = opts.get("password")
         if (self.username is None) != (self.password is None):
             raise ConfigError(f"{ctx}: set both 'username' and 'password', or neither")
-        if self.username is not None and not (
-            isinstance(self.username, str) and isinstance(self.password, str)
-        ):
+        if self.username is not None and not (isinstance(self.username, str) and isinstance(self.password, str)):
             raise ConfigError(f"{ctx}: 'username' and 'password' must be strings")
         if self.username is not None and self.tls == "none" and not opts.get("allow_plaintext_auth", False):
             raise ConfigError(
@@ -468,9 +465,7 @@ class SmtpChannel(Channel):
     def describe(self) -> str:
         auth = f"{self.username}:***@" if self.username else ""
         plural = "" if len(self.recipients) == 1 else "s"
-        return (
-            f"smtp {auth}{self.host}:{self.port}, tls={self.tls}, to {len(self.recipients)} recipient{plural}"
-        )
+        return f"smtp {auth}{self.host}:{self.port}, tls={self.tls}, to {len(self.recipients)} recipient{plural}"
 
     def secrets(self) -> list[str]:
         return [self.password] if isinstance(self.password, str) else []
@@ -525,8 +520,7 @@ class SendmailChannel(Channel):
         )
         if proc.returncode != 0:
             raise ChannelError(
-                f"sendmail exited {proc.returncode}: "
-                + escape_text(proc.stderr.decode("utf-8", "replace"), 200)
+                f"sendmail exited {proc.returncode}: " + escape_text(proc.stderr.decode("utf-8", "replace"), 200)
             )
 
 
@@ -583,9 +577,7 @@ class WebhookChannel(Channel):
                 raise ConfigError(f"{ctx}: header name {escape_text(key, 64)!r} is not a valid token")
             if not isinstance(value, str) or re.search(r"[\x00-\x1f\x7f]", value):
                 # the value is likely a secret: name the header only
-                raise ConfigError(
-                    f"{ctx}: header {key} must be a string without control characters (no CR/LF)"
-                )
+                raise ConfigError(f"{ctx}: header {key} must be a string without control characters (no CR/LF)")
             self.headers[key] = value
         ca_file = opts.get("ca_file")
         if ca_file is not None and not isinstance(ca_file, str):
@@ -654,9 +646,7 @@ class WebhookChannel(Channel):
         request = self.build_request(event)
         handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
         if self._parts.scheme == "https":
-            handlers.append(
-                urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=self.ca_file))
-            )
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=self.ca_file)))
         opener = urllib.request.build_opener(*handlers)
         with opener.open(request, timeout=self.timeout) as response:
             response.read(65536)
@@ -763,7 +753,5 @@ def build_channel(opts: Mapping[str, Any], index: int, default_timeout: float = 
     }[str(kind)] | {"type", "name", "timeout"}
     unknown = sorted(set(opts) - known)
     if unknown:
-        raise ConfigError(
-            "channel {}: unknown key(s) {}".format(name, ", ".join(escape_text(k, 40) for k in unknown))
-        )
+        raise ConfigError("channel {}: unknown key(s) {}".format(name, ", ".join(escape_text(k, 40) for k in unknown)))
     return _CHANNEL_TYPES[str(kind)](name, opts, default_timeout)

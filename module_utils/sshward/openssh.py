@@ -408,11 +408,16 @@ _QUERIES = {
     "KexAlgorithms": ("kex",),
     "Ciphers": ("cipher",),
     "MACs": ("mac",),
-    "HostKeyAlgorithms": ("hostkeyalgorithms", "key"),
-    "PubkeyAcceptedAlgorithms": ("pubkeyacceptedalgorithms", "key"),
-    "PubkeyAcceptedKeyTypes": ("pubkeyacceptedkeytypes", "pubkeyacceptedalgorithms", "key"),
+    # `ssh -Q key` lists key types (ssh-rsa), not the signature algorithms (rsa-sha2-512) these
+    # keywords take, so it is the last resort.
+    "HostKeyAlgorithms": ("hostkeyalgorithms", "sig", "key"),
+    "PubkeyAcceptedAlgorithms": ("pubkeyacceptedalgorithms", "sig", "key"),
+    "PubkeyAcceptedKeyTypes": ("pubkeyacceptedkeytypes", "pubkeyacceptedalgorithms", "sig", "key"),
     "CASignatureAlgorithms": ("casignaturealgorithms", "sig", "key"),
 }
+
+# What every front end asks `ssh -Q` for, to learn what the host's build supports.
+SSH_QUERIES = ("kex", "cipher", "mac", "key", "sig", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms")
 
 Supported = Mapping[str, Union[str, Iterable[str]]]
 

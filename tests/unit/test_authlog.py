@@ -1,5 +1,5 @@
 """Unit tests of sshward.authlog: one fact per test, parametrized over lines."""
-# ruff: noqa: E501  (log lines are data: they stay whole, as sshd writes them)
+
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from sshward.authlog import (
     KIND,
     AuthEvent,

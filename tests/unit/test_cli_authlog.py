@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sshward import cli
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "authlog"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from sshward import firewall as fw
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"

@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from sshward import keys as k
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "keys"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sshward_lab import LabError, cli, engine, images
 from sshward_lab.lab import parse_target
 

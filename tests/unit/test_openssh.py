@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sshward import openssh as o
 
 BOOKWORM = "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024"

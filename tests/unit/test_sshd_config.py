@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sshward import sshd_config as sc
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sshd_config"

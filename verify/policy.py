@@ -1,0 +1,38 @@
+"""The policy a host is verified against: the roles' defaults, overlaid with the host's variables.
+
+Variables come from the Ansible inventory (``--connection=ansible``), from a YAML policy file
+(``--policy FILE``, for ``ssh://`` or ``docker://`` hosts), or both; the file wins. One source of
+truth: the same variable names as the roles, and the same defaults.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROLES = Path(__file__).resolve().parent.parent / "roles"
+
+
+@cache
+def role_defaults(role: str) -> dict[str, Any]:
+    path = ROLES / role / "defaults" / "main.yml"
+    return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+
+
+def host_variables(host: Any, policy_file: str | None) -> dict[str, Any]:
+    variables: dict[str, Any] = {}
+    if host.backend.NAME == "ansible":
+        variables.update(host.ansible.get_variables())
+    if policy_file:
+        variables.update(yaml.safe_load(Path(policy_file).read_text()) or {})
+    return variables
+
+
+def role_policy(role: str, variables: dict[str, Any], prefix: str | None = None) -> dict[str, Any]:
+    """The role's variables (defaults overlaid by the host's), keyed without the role prefix."""
+    prefix = prefix or f"{role}_"
+    merged = {**role_defaults(role), **{k: v for k, v in variables.items() if k.startswith(prefix)}}
+    return {k[len(prefix) :]: v for k, v in merged.items()}
