@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "module_utils"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from results import write_section  # noqa: E402
+
 from sshward.openssh import version_from_package  # noqa: E402
 from sshward.policy import sshd_settings  # noqa: E402
-
-from results import write_section  # noqa: E402
 
 
 def lab(state: Path, *args: str) -> str:

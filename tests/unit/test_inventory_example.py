@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 from sshward.keys import is_valid_public_key
-
 from tests.conftest import ROOT
 
 
