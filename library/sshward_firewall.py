@@ -490,8 +490,9 @@ class FirewallModule:
         fd, tmp = tempfile.mkstemp(prefix=".sshward-", dir=directory)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o600 if directory == self.params["config_dir"] else 0o644)
         self.module.atomic_move(tmp, path)
+        # atomic_move gives a new file the umask's mode: saved rules are root's only, the unit world-readable.
+        os.chmod(path, 0o600 if directory == self.params["config_dir"] else 0o644)
         return True
 
     def remove(self, path):
