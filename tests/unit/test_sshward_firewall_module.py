@@ -141,7 +141,9 @@ def test_unit_iptables_drops_the_old_jump_before_loading() -> None:
     lines = unit.splitlines()
     assert lines.index(
         "ExecStartPre=-/usr/sbin/iptables -w 10 -D INPUT -p tcp -m conntrack --ctstate NEW -j SSHWARD-RATELIMIT"
-    ) < lines.index("ExecStart=/usr/sbin/iptables-restore --noflush --wait=10 /etc/sshward/firewall/ratelimit.ipv4.rules")
+    ) < lines.index(
+        "ExecStart=/usr/sbin/iptables-restore --noflush --wait=10 /etc/sshward/firewall/ratelimit.ipv4.rules"
+    )
 
 
 def test_unit_jump_matches_the_core() -> None:
