@@ -9,6 +9,7 @@ rate limit does not apply), never passed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
@@ -47,10 +48,9 @@ def _resolve(value: Any, variables: dict[str, Any], depth: int = 0) -> Any:
 
 def _variables(host: Any) -> dict[str, Any]:
     variables = _defaults()
-    try:
+    # not an ansible:// host: the role defaults are the policy
+    with contextlib.suppress(Exception):
         variables.update(host.ansible.get_variables())
-    except Exception:  # not an ansible:// host: the role defaults are the policy
-        pass
     return {k: _resolve(v, variables) for k, v in variables.items()}
 
 
