@@ -68,7 +68,12 @@ class Expected:
             "other": int(v["ssh_ratelimit_hitcount"]),
         }
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in v.get("ssh_ratelimit_trusted_networks") or []]
-        self.allowlist = [ipaddress.ip_network(n, strict=False) for n in v.get("ssh_ratelimit_allowlist") or []]
+        allow = list(v.get("ssh_ratelimit_allowlist") or [])
+        if v.get("ssh_ratelimit_allow_connecting_address", True):
+            # The role allowlists the address it connected from and records it on the host.
+            recorded = host.file("/etc/sshward/firewall/admin-addresses")
+            allow += recorded.content_string.split() if recorded.exists else []
+        self.allowlist = sorted({ipaddress.ip_network(n, strict=False) for n in allow}, key=str)
         ports = v.get("ssh_ratelimit_ports") or []
         self.ports = sorted(int(p) for p in ports) if ports else self._sshd_ports(host)
         self.host = host
