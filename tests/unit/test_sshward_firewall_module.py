@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import sshward
 from sshward import firewall as fw
 
