@@ -36,3 +36,20 @@ def role_policy(role: str, variables: dict[str, Any], prefix: str | None = None)
     prefix = prefix or f"{role}_"
     merged = {**role_defaults(role), **{k: v for k, v in variables.items() if k.startswith(prefix)}}
     return {k[len(prefix) :]: v for k, v in merged.items()}
+
+
+def baseline_name(host: Any, variables: dict[str, Any]) -> str:
+    """The name harden.yml recorded the host's baseline under: its inventory_hostname.
+
+    Set ``inventory_hostname`` in the ``--policy`` file when the host is reached another way
+    (``docker://container``) than by its inventory name."""
+    return str(variables.get("inventory_hostname") or host.backend.get_hostname())
+
+
+def baseline_dir(variables: dict[str, Any], option: str | None) -> str:
+    """``--baseline-dir``, else ``ssh_hardening_baseline_dir`` (``{{ playbook_dir }}`` is this checkout,
+    where harden.yml is), else the role default; "" means baselines are disabled."""
+    if option is not None:
+        return option
+    value = str(role_policy("ssh_hardening", variables)["baseline_dir"])
+    return value.replace("{{ playbook_dir }}", str(ROLES.parent))
