@@ -2,7 +2,9 @@
 
 Variables come from the Ansible inventory (``--connection=ansible``), from a YAML policy file
 (``--policy FILE``, for ``ssh://`` or ``docker://`` hosts), or both; the file wins. One source of
-truth: the same variable names as the roles, and the same defaults.
+truth: the same variable names as the roles, and the same defaults. A policy file may hold
+per-host overlays under ``sshward_hosts: {<host as testinfra names it>: {variables}}``, e.g. the
+``inventory_hostname`` a ``docker://`` container's baseline was recorded under.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def host_variables(host: Any, policy_file: str | None) -> dict[str, Any]:
     if host.backend.NAME == "ansible":
         variables.update(host.ansible.get_variables())
     if policy_file:
-        variables.update(yaml.safe_load(Path(policy_file).read_text()) or {})
+        doc = yaml.safe_load(Path(policy_file).read_text()) or {}
+        per_host = doc.pop("sshward_hosts", None) or {}
+        variables.update(doc)
+        variables.update(per_host.get(host.backend.get_hostname()) or {})
     return variables
 
 
