@@ -11,8 +11,8 @@ short_description: Hash files and directory trees for an off-host integrity base
 description:
   - Records, for every path in O(paths) and everything below the directories among them, the file
     type, SHA-256 (regular files), symlink target (symlinks are never followed), mode, uid and gid.
-  - Read-only: it never changes the host. Keep what it returns B(off the host) (for example with
-    M(ansible.builtin.copy) and C(delegate_to: localhost)): an intruder can rewrite anything stored on it.
+  - "Read-only: it never changes the host. Keep what it returns B(off the host) (for example with
+    M(ansible.builtin.copy) and C(delegate_to: localhost)): an intruder can rewrite anything stored on it."
   - The returned O(baseline) document carries no timestamp, so writing it is idempotent.
 version_added: "0.1.0"
 author: sshward developers

@@ -1,8 +1,8 @@
 """The verify/ suite as users run it, against lab containers: hardened, fresh, and broken on purpose.
 
-One lab (three bookworm targets), hardened once: `hard` stays hardened (tests that change it put it
-back), `fresh` is never hardened, `broken` is hardened and then broken in every way the table below
-lists, so each control is shown to fail.
+One lab (two bookworm targets), hardened once: `hard` is hardened (tests that change it put it back),
+`fresh` is never hardened. The last tests break `hard` in every way the table below lists, so each
+control is shown to fail; nothing runs against it after them.
 """
 
 from __future__ import annotations
@@ -161,14 +161,16 @@ def messages(cases: dict, host_id: str, control: str) -> str:
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     lab = LabHandle(tmp_path_factory.mktemp("verify-suite-lab"), "verifyhelper-suite")
-    lab.lab("up", "hard=bookworm", "fresh=bookworm", "broken=bookworm")
-    run(
-        ["ansible-playbook", "-i", str(lab.inventory), "--limit", "hard,broken", str(ROOT / "harden.yml"),
-         "-e", f"ssh_hardening_baseline_dir={lab.dir / 'baselines'}"],
-        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-    )  # fmt: skip
-    yield Suite(lab)
-    lab.lab("down")
+    try:
+        lab.lab("up", "hard=bookworm", "fresh=bookworm")
+        run(
+            ["ansible-playbook", "-i", str(lab.inventory), "--limit", "hard", str(ROOT / "harden.yml"),
+             "-e", f"ssh_hardening_baseline_dir={lab.dir / 'baselines'}"],
+            env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        )  # fmt: skip
+        yield Suite(lab)
+    finally:
+        lab.lab("down")
 
 
 def test_hardened_host_passes_with_ids_in_junit_and_report(suite):
@@ -252,13 +254,13 @@ def test_changed_ssh_file_and_trojaned_binary_are_reported_by_id_and_path(suite)
 
 @pytest.fixture(scope="module")
 def broken(suite):
-    """`broken` with every break of BREAK_TABLE applied; the suite's results (docker://) before and
+    """`hard` with every break of BREAK_TABLE applied; the suite's results (docker://) before and
     after the second pass (sshd -t broken, which makes every sshd -T control error instead of fail)."""
     lab = suite.lab
     lines = [b for _, b, _ in BREAK_TABLE if b and not b.startswith(("policy:", "shell", "the "))]
-    lab.exec("broken", "sh", "-c", f"printf '%s\\n' {' '.join(repr(line) for line in lines)} > {DROPIN}")
+    lab.exec("hard", "sh", "-c", f"printf '%s\\n' {' '.join(repr(line) for line in lines)} > {DROPIN}")
     admin_keys = "/home/admin/.ssh/authorized_keys"
-    installed = lab.exec("broken", "head", "-n1", admin_keys).stdout.strip()
+    installed = lab.exec("hard", "head", "-n1", admin_keys).stdout.strip()
     shell = [
         "systemctl stop ssh", "systemctl disable ssh", "chmod 0775 /etc/ssh", "chmod 0666 /etc/ssh/sshd_config",
         f"chmod 0666 {DROPIN}", "chmod 0640 /etc/ssh/ssh_host_rsa_key", "chmod 0666 /etc/ssh/ssh_host_ed25519_key.pub",
@@ -272,8 +274,8 @@ def broken(suite):
         "printf '\\0' >> /usr/bin/ssh-keyscan",
     ]  # fmt: skip
     for command in shell:
-        lab.exec("broken", "sh", "-c", command)
-    assert lab.exec("broken", "sshd", "-t", check=False).returncode == 0, "the first pass keeps sshd -t valid"
+        lab.exec("hard", "sh", "-c", command)
+    assert lab.exec("hard", "sshd", "-t", check=False).returncode == 0, "the first pass keeps sshd -t valid"
     policy = {
         "ssh_hardening_allow_users": ["admin"],
         "ssh_hardening_allow_groups": ["sudo"],
@@ -286,11 +288,11 @@ def broken(suite):
             {"name": "admin", "exclusive": True, "keys": [installed, (KEYS / "ed25519.pub").read_text().strip()]}
         ],
     }
-    hosts, names = suite.docker_hosts("broken")
+    hosts, names = suite.docker_hosts("hard")
     first = suite.run(hosts, policy={**policy, **names}, docker=True)["cases"]
-    lab.exec("broken", "sh", "-c", f"echo 'NoSuchKeyword yes' >> {DROPIN}")
+    lab.exec("hard", "sh", "-c", f"echo 'NoSuchKeyword yes' >> {DROPIN}")
     second = suite.run(hosts, "--controls=SSHW-SVC-003", policy={**policy, **names}, docker=True)["cases"]
-    return {"first": first, "second": second, "host": lab.container("broken")}
+    return {"first": first, "second": second, "host": lab.container("hard")}
 
 
 def test_break_table_covers_every_control(broken):
