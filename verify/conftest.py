@@ -5,7 +5,7 @@
     pytest verify --hosts=docker://web1 --policy=policy.yml --sshward-report=reports/
 
 Every check carries a stable control ID (``SSHW-...``) through the ``control`` marker; the ID shows
-in the test id (``[SSHW-...]``), in ``--junitxml`` output (properties ``control``, ``title``, ``cis``,
+in ``--junitxml`` output (properties ``control``, ``title``, ``cis``,
 ``devsec``) and in the per-host markdown report (``--sshward-report=DIR`` writes ``DIR/<host>.md``).
 ``--controls SSHW-SSHD,SSHW-FW`` runs only the controls whose ID starts with one of the prefixes.
 A control that does not apply to a host is skipped with the reason, never passed.

@@ -219,17 +219,27 @@ def test_ansible_and_docker_backends_give_identical_results(suite):
 
 
 def test_password_dropin_fails_sshd_001_although_the_main_file_says_no(suite):
+    """harden.yml writes its settings above the main file's Include, so a drop-in added later does
+    not win on a hardened host: sshd -T proves it (SSHD-001 passes) and the baseline shows the new
+    file. Once the drop-ins are read first again (Debian's stock layout, which a package upgrade
+    or an image build restores), it wins: SSHD-001 fails while the main file still says "no"."""
     lab = suite.lab
     evil = "/etc/ssh/sshd_config.d/00-evil.conf"
+    lab.exec("hard", "sh", "-c", "cp -p /etc/ssh/sshd_config /root/sshd_config.orig")
     lab.exec("hard", "sh", "-c", f"printf 'PasswordAuthentication yes\\n' > {evil}")
     try:
+        cases = suite.run("ansible://hard", "--controls=SSHW-SSHD-001,SSHW-INTEG-001")["cases"]
+        assert by_control(cases, "hard") == {"SSHW-SSHD-001": "passed", "SSHW-INTEG-001": "failed"}
+        assert "added: " + evil in messages(cases, "hard", "SSHW-INTEG-001")
+
+        lab.exec("hard", "sed", "-i", "1i Include /etc/ssh/sshd_config.d/*.conf", "/etc/ssh/sshd_config")
         main = lab.exec("hard", "cat", "/etc/ssh/sshd_config").stdout
         assert "PasswordAuthentication no" in main.splitlines(), "a file-text check of sshd_config would pass"
-        cases = suite.run("ansible://hard", "--controls=SSHW-SSHD-001,SSHW-INTEG-001")["cases"]
-        assert by_control(cases, "hard") == {"SSHW-SSHD-001": "failed", "SSHW-INTEG-001": "failed"}
-        assert "added: " + evil in messages(cases, "hard", "SSHW-INTEG-001")
+        cases = suite.run("ansible://hard", "--controls=SSHW-SSHD-001")["cases"]
+        assert by_control(cases, "hard") == {"SSHW-SSHD-001": "failed"}
+        assert "sshd -T says ['yes']" in messages(cases, "hard", "SSHW-SSHD-001")
     finally:
-        lab.exec("hard", "rm", "-f", evil)
+        lab.exec("hard", "sh", "-c", f"rm -f {evil} && cp -p /root/sshd_config.orig /etc/ssh/sshd_config")
 
 
 def test_changed_ssh_file_and_trojaned_binary_are_reported_by_id_and_path(suite):
@@ -259,6 +269,8 @@ def broken(suite):
     lab = suite.lab
     lines = [b for _, b, _ in BREAK_TABLE if b and not b.startswith(("policy:", "shell", "the "))]
     lab.exec("hard", "sh", "-c", f"printf '%s\\n' {' '.join(repr(line) for line in lines)} > {DROPIN}")
+    # harden.yml put its settings above the Include: read the drop-in first, as Debian's stock file does.
+    lab.exec("hard", "sed", "-i", f"1i Include {DROPIN}", "/etc/ssh/sshd_config")
     admin_keys = "/home/admin/.ssh/authorized_keys"
     installed = lab.exec("hard", "head", "-n1", admin_keys).stdout.strip()
     shell = [
@@ -275,7 +287,8 @@ def broken(suite):
     ]  # fmt: skip
     for command in shell:
         lab.exec("hard", "sh", "-c", command)
-    assert lab.exec("hard", "sshd", "-t", check=False).returncode == 0, "the first pass keeps sshd -t valid"
+    sshd_t = lab.exec("hard", "sh", "-c", "mkdir -p /run/sshd && sshd -t", check=False)  # stopping ssh removed it
+    assert sshd_t.returncode == 0, f"the first pass keeps sshd -t valid: {sshd_t.stderr}"
     policy = {
         "ssh_hardening_allow_users": ["admin"],
         "ssh_hardening_allow_groups": ["sudo"],
