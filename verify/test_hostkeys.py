@@ -24,7 +24,8 @@ def offered_keys(host, effective):
     out = []
     with as_root(host):
         for path in effective.get("hostkey", []):
-            result = host.run("ssh-keygen -l -f %s", path)
+            # The public half: ssh-keygen refuses a private key with loose modes (SSHW-FILE-004 reports those).
+            result = host.run("ssh-keygen -l -f %s.pub 2>/dev/null || ssh-keygen -l -f %s", path, path)
             match = _KEYGEN_RE.match(result.stdout.strip())
             if result.rc == 0 and match:
                 out.append((path, match.group(2), int(match.group(1))))
