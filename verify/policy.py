@@ -2,7 +2,9 @@
 
 Variables come from the Ansible inventory (``--connection=ansible``), from a YAML policy file
 (``--policy FILE``, for ``ssh://`` or ``docker://`` hosts), or both; the file wins. One source of
-truth: the same variable names as the roles, and the same defaults.
+truth: the same variable names as the roles, and the same defaults. A policy file may hold
+per-host overlays under ``sshward_hosts: {<host as testinfra names it>: {variables}}``, e.g. the
+``inventory_hostname`` a ``docker://`` container's baseline was recorded under.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def host_variables(host: Any, policy_file: str | None) -> dict[str, Any]:
     if host.backend.NAME == "ansible":
         variables.update(host.ansible.get_variables())
     if policy_file:
-        variables.update(yaml.safe_load(Path(policy_file).read_text()) or {})
+        doc = yaml.safe_load(Path(policy_file).read_text()) or {}
+        per_host = doc.pop("sshward_hosts", None) or {}
+        variables.update(doc)
+        variables.update(per_host.get(host.backend.get_hostname()) or {})
     return variables
 
 
@@ -36,3 +41,20 @@ def role_policy(role: str, variables: dict[str, Any], prefix: str | None = None)
     prefix = prefix or f"{role}_"
     merged = {**role_defaults(role), **{k: v for k, v in variables.items() if k.startswith(prefix)}}
     return {k[len(prefix) :]: v for k, v in merged.items()}
+
+
+def baseline_name(host: Any, variables: dict[str, Any]) -> str:
+    """The name harden.yml recorded the host's baseline under: its inventory_hostname.
+
+    Set ``inventory_hostname`` in the ``--policy`` file when the host is reached another way
+    (``docker://container``) than by its inventory name."""
+    return str(variables.get("inventory_hostname") or host.backend.get_hostname())
+
+
+def baseline_dir(variables: dict[str, Any], option: str | None) -> str:
+    """``--baseline-dir``, else ``ssh_hardening_baseline_dir`` (``{{ playbook_dir }}`` is this checkout,
+    where harden.yml is), else the role default; "" means baselines are disabled."""
+    if option is not None:
+        return option
+    value = str(role_policy("ssh_hardening", variables)["baseline_dir"])
+    return value.replace("{{ playbook_dir }}", str(ROLES.parent))

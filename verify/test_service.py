@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+from .helpers import as_root, control
 
 
-@pytest.mark.control("SSHW-SVC-001", "sshd is running")
+@control("SSHW-SVC-001", "sshd is running")
 def test_sshd_running(host):
-    assert host.service("ssh").is_running
+    assert host.service("ssh").is_running, "the ssh service is not running"
 
 
-@pytest.mark.control("SSHW-SVC-002", "sshd starts at boot")
+@control("SSHW-SVC-002", "sshd starts at boot")
 def test_sshd_enabled(host):
-    assert host.service("ssh").is_enabled or host.service("ssh.socket").is_enabled
+    assert host.service("ssh").is_enabled or host.service("ssh.socket").is_enabled, (
+        "neither ssh nor ssh.socket is enabled"
+    )
 
 
-@pytest.mark.control("SSHW-SVC-003", "the sshd configuration passes sshd -t")
+@control("SSHW-SVC-003", "the sshd configuration passes sshd -t")
 def test_sshd_config_valid(host):
-    with host.sudo():
+    with as_root(host):
         result = host.run("mkdir -p /run/sshd && sshd -t")
-    assert result.rc == 0, result.stderr
+    assert result.rc == 0, f"sshd -t: {result.stderr.strip()}"

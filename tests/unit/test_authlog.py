@@ -1,6 +1,5 @@
 """Unit tests of sshward.authlog: one fact per test, parametrized over lines."""
 
-
 from __future__ import annotations
 
 import gzip
@@ -70,8 +69,7 @@ KIND_CASES = [
     (H84 + "User games not allowed because shell /bin/nosuchshell does not exist", KIND.NOT_ALLOWED),
     (H84 + "User dave not allowed because account is locked", KIND.NOT_ALLOWED),
     (
-        H84
-        + "error: maximum authentication attempts exceeded for root from 203.0.113.5 port 1 ssh2 [preauth]",
+        H84 + "error: maximum authentication attempts exceeded for root from 203.0.113.5 port 1 ssh2 [preauth]",
         KIND.MAX_AUTH,
     ),
     (H84 + "Connection closed by 198.51.100.7 port 40122 [preauth]", KIND.CONNECTION_CLOSED),
@@ -90,8 +88,7 @@ KIND_CASES = [
     (H84 + "Disconnected from invalid user admin 203.0.113.5 port 51234 [preauth]", KIND.DISCONNECTED),
     (H84 + "Disconnected from user alice 192.0.2.10 port 50100", KIND.DISCONNECTED),
     (
-        H84
-        + "Disconnecting authenticating user root 203.0.113.5 port 1: Too many authentication failures [preauth]",
+        H84 + "Disconnecting authenticating user root 203.0.113.5 port 1: Too many authentication failures [preauth]",
         KIND.DISCONNECTING,
     ),
     (H84 + "Received disconnect from 203.0.113.5 port 51250:11: Bye Bye [preauth]", KIND.RECEIVED_DISCONNECT),
@@ -223,8 +220,7 @@ FIELD_CASES = [
     (H84 + "Received disconnect from 203.0.113.5 port 51250:11: Bye Bye [preauth]", "detail", "11: Bye Bye"),
     (H92 + "Invalid user ubuntu from 2001:db8::77 port 40000", "address", "2001:db8::77"),
     (
-        H84
-        + "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5 ",
+        H84 + "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5 ",
         "address",
         "203.0.113.5",
     ),
@@ -314,15 +310,13 @@ INJECTION = [
     ),
     (H10 + "Invalid user 1.2.3.4 from 1.2.3.45 port 5555", "1.2.3.4", "1.2.3.45"),
     (
-        H10
-        + f"Failed publickey for alice from 203.0.113.6 port 4300 ssh2: ED25519-CERT {FP_A} ID z from 6.6.6.6 "
+        H10 + f"Failed publickey for alice from 203.0.113.6 port 4300 ssh2: ED25519-CERT {FP_A} ID z from 6.6.6.6 "
         f"port 1 ssh2: ED25519-CERT {FP_A} ID q (serial 0) CA ED25519 {FP_A}",
         "alice",
         "203.0.113.6",
     ),
     (
-        H10
-        + "Disconnecting authenticating user root 203.0.113.5 port 1: Change of username or service not allowed: "
+        H10 + "Disconnecting authenticating user root 203.0.113.5 port 1: Change of username or service not allowed: "
         "(root,ssh-connection) -> (x 6.6.6.6 port 9: a,ssh-connection) [preauth]",
         "root",
         "203.0.113.5",
@@ -387,9 +381,7 @@ def test_other_programs_are_skipped(line: str) -> None:
     assert p.stats.other == 1
 
 
-@pytest.mark.parametrize(
-    "line", ["", "\x00\x00\x00", "Nov 22", "garbage without header", "2026-11-22T06:00:00"]
-)
+@pytest.mark.parametrize("line", ["", "\x00\x00\x00", "Nov 22", "garbage without header", "2026-11-22T06:00:00"])
 def test_malformed_lines(line: str) -> None:
     p = AuthLogParser()
     assert p.parse_text_line(line) is None
@@ -410,8 +402,7 @@ def test_accepted_key_of_another_pid_is_not_used() -> None:
     p = AuthLogParser()
     lines = [
         H92 + f"Accepted key ED25519 {FP_A} found at /home/alice/.ssh/authorized_keys:3",
-        H92.replace("[3101]", "[3999]")
-        + f"Accepted publickey for alice from 192.0.2.10 port 1 ssh2: ED25519 {FP_A}",
+        H92.replace("[3101]", "[3999]") + f"Accepted publickey for alice from 192.0.2.10 port 1 ssh2: ED25519 {FP_A}",
     ]
     ev = list(p.parse_lines(lines))[-1]
     assert ev.authorized_keys_file is None
@@ -495,8 +486,7 @@ def test_hostile_journal_forgeries_are_untrusted() -> None:
 
 def test_hostile_journal_yields_no_6_6_6_6() -> None:
     assert all(
-        e.address is None or not e.address.startswith("6.6.6.")
-        for e in journal_events(FIX / "hostile_journal.json")
+        e.address is None or not e.address.startswith("6.6.6.") for e in journal_events(FIX / "hostile_journal.json")
     )
 
 

@@ -121,9 +121,7 @@ UNREADABLE = [
 
 
 @pytest.mark.parametrize(("kind", "reason"), UNREADABLE)
-def test_unreadable_exit_code(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, reason: str
-) -> None:
+def test_unreadable_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, reason: str) -> None:
     if kind == "perm" and os.geteuid() == 0:
         pytest.skip("root reads mode 0 files")
     assert run(["authlog", BULLSEYE, _unreadable(tmp_path, kind)], capsys)[0] == 2
@@ -177,14 +175,10 @@ def test_journal_runs_journalctl_without_shell(
 
 
 def test_journal_filters_on_trusted_comm() -> None:
-    assert "_COMM=sshd-session" in cli.JOURNALCTL and not any(
-        "SYSLOG_IDENTIFIER" in a for a in cli.JOURNALCTL
-    )
+    assert "_COMM=sshd-session" in cli.JOURNALCTL and not any("SYSLOG_IDENTIFIER" in a for a in cli.JOURNALCTL)
 
 
-def test_journal_failure_is_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_journal_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     class FakePopen:
         def __init__(self, argv: Any, **kw: Any) -> None:
             self.stdout = io.BytesIO(b"")
@@ -226,9 +220,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert proc.returncode == 0 and json.loads(proc.stdout)["stats"]["events"] > 0
 
 
-def test_permission_denied_simulated(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_permission_denied_simulated(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Root reads mode-0 files, so simulate EACCES where the core opens the file."""
     from sshward import authlog
 

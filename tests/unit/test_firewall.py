@@ -95,9 +95,7 @@ def test_restrict_requires_admins():
     ],
 )
 def test_unknown_backend(call):
-    with pytest.raises(
-        fw.FirewallError, match=r"^backend: '\w+' is not supported; use one of iptables, nftables"
-    ):
+    with pytest.raises(fw.FirewallError, match=r"^backend: '\w+' is not supported; use one of iptables, nftables"):
         call()
 
 
@@ -113,9 +111,7 @@ def test_host_bits_warn_and_normalise():
     assert policy.warnings == ("trusted_networks: '10.1.2.3/8' has host bits set; using 10.0.0.0/8",)
 
 
-@pytest.mark.parametrize(
-    "value", [["10.0.0.0/8"], ("10.0.0.0/8",), "10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]]
-)
+@pytest.mark.parametrize("value", [["10.0.0.0/8"], ("10.0.0.0/8",), "10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]])
 def test_networks_accept_iterables_and_collapse(value):
     assert [str(n) for n in fw.RateLimitPolicy(trusted_networks=value).trusted_networks] == ["10.0.0.0/8"]
 
@@ -290,8 +286,7 @@ def test_both_modes_coexist_unchanged(variant, family, mode_policy):
 def test_jump_behind_a_foreign_rule_is_moved(variant, family):
     text = ipt_fixture(variant, family, "ratelimit").replace(
         "-A INPUT -p tcp -m conntrack --ctstate NEW -j SSHWARD-RATELIMIT",
-        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
-        "-A INPUT -p tcp -m conntrack --ctstate NEW -j SSHWARD-RATELIMIT",
+        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p tcp -m conntrack --ctstate NEW -j SSHWARD-RATELIMIT",
     )
     plan = fw.plan_iptables(RL, family, text)
     assert plan.changed
@@ -340,9 +335,7 @@ def _all_plans(variant: str, family: str) -> list[fw.Plan]:
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("variant", IPT_VARIANTS)
 def test_scripts_touch_only_our_chains(variant, family):
-    bad = [
-        ln for p in _all_plans(variant, family) for ln in p.script.splitlines() if not SCRIPT_LINE.match(ln)
-    ]
+    bad = [ln for p in _all_plans(variant, family) for ln in p.script.splitlines() if not SCRIPT_LINE.match(ln)]
     assert bad == []
 
 
@@ -620,9 +613,7 @@ def test_no_conflict(kwargs):
 
 
 def test_conflict_message_names_the_setting():
-    assert "set sshward_backend=nftables" in (
-        fw.conflict_message("Status: active", setting="sshward_backend") or ""
-    )
+    assert "set sshward_backend=nftables" in (fw.conflict_message("Status: active", setting="sshward_backend") or "")
 
 
 @pytest.mark.parametrize("text", ["10.0.0.0/8", "2001:0DB8::/32", "192.0.2.1"])
@@ -632,12 +623,10 @@ def test_no_warning_for_canonical_or_spelled_out_networks(text):
 
 def test_from_params_ignores_unknown_and_none():
     params = {"trusted_networks": ["10.0.0.0/8"], "hitcount": None, "state": "present", "ports": [2222]}
-    assert fw.RateLimitPolicy.from_params(params) == fw.RateLimitPolicy(
-        trusted_networks=["10.0.0.0/8"], ports=[2222]
-    )
+    assert fw.RateLimitPolicy.from_params(params) == fw.RateLimitPolicy(trusted_networks=["10.0.0.0/8"], ports=[2222])
 
 
 def test_restrict_from_params():
-    assert fw.RestrictPolicy.from_params(
-        {"admin_networks": ["203.0.113.7"], "backend": "auto"}
-    ) == fw.RestrictPolicy(admin_networks=["203.0.113.7/32"])
+    assert fw.RestrictPolicy.from_params({"admin_networks": ["203.0.113.7"], "backend": "auto"}) == fw.RestrictPolicy(
+        admin_networks=["203.0.113.7/32"]
+    )

@@ -134,9 +134,7 @@ def test_list_reports_file_and_line() -> None:
 
 
 def test_hostile_comment_bytes_do_not_crash_and_are_escaped() -> None:
-    data = (
-        ED25519.split(" ", 2)[0].encode() + b" " + ED25519.split()[1].encode() + b" \x1b[2J\xff\xfe evil\r\n"
-    )
+    data = ED25519.split(" ", 2)[0].encode() + b" " + ED25519.split()[1].encode() + b" \x1b[2J\xff\xfe evil\r\n"
     (entry,) = k.list_authorized_keys(data)
     line = k.report([entry])[0]
     assert ("\x1b" in line, "\\x1b" in line, "\\xff" in line) == (False, True, True)

@@ -149,9 +149,7 @@ def test_policy_host_key_reordering_flag_equals_ssh_audit(name: str) -> None:
     "version",
     [BOOKWORM, "OpenSSH_9.2p1 Debian-2+deb12u6", TRIXIE, BULLSEYE, "OpenSSH_8.4p1 Debian-5", "OpenSSH_9.9p1"],
 )
-@pytest.mark.parametrize(
-    ("keyword", "field"), [("KexAlgorithms", "kex"), ("Ciphers", "ciphers"), ("MACs", "macs")]
-)
+@pytest.mark.parametrize(("keyword", "field"), [("KexAlgorithms", "kex"), ("Ciphers", "ciphers"), ("MACs", "macs")])
 def test_hardened_crypto_matches_target_policy(version: str, keyword: str, field: str) -> None:
     v = V(version)
     name = o.ssh_audit_policy(v)
@@ -205,9 +203,7 @@ def test_hardened_crypto_has_no_weak_algorithms(version: str, bad: str) -> None:
 
 
 def test_supported_intersection_keeps_order() -> None:
-    supported = {
-        "kex": ["curve25519-sha256", "diffie-hellman-group16-sha512", "sntrup761x25519-sha512@openssh.com"]
-    }
+    supported = {"kex": ["curve25519-sha256", "diffie-hellman-group16-sha512", "sntrup761x25519-sha512@openssh.com"]}
     assert o.hardened_crypto(V(BOOKWORM), supported)["KexAlgorithms"] == [
         "sntrup761x25519-sha512@openssh.com",
         "curve25519-sha256",

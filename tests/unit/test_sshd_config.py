@@ -176,9 +176,7 @@ def test_alias_competes_for_first_value() -> None:
 
 
 def test_accumulating_keywords_add_up() -> None:
-    tree = tree_of(
-        {MAIN: "AllowUsers a\nInclude /etc/ssh/x.conf\nAllowUsers b\n", "/etc/ssh/x.conf": "AllowUsers c\n"}
-    )
+    tree = tree_of({MAIN: "AllowUsers a\nInclude /etc/ssh/x.conf\nAllowUsers b\n", "/etc/ssh/x.conf": "AllowUsers c\n"})
     assert tree.effective("AllowUsers") == [("a",), ("c",), ("b",)]
 
 
@@ -244,10 +242,7 @@ def test_main_line_overridden_by_dropin_is_replaced_by_earlier_insert() -> None:
 def test_trailing_match_block_gets_globals_before_it() -> None:
     text = "Port 22\nMatch User bob\n  X11Forwarding no\n"
     plan = sc.plan_settings(tree_of({MAIN: text}), {"PermitRootLogin": "no", "MaxAuthTries": "3"})
-    assert (
-        plan.files[MAIN]
-        == "Port 22\nPermitRootLogin no\nMaxAuthTries 3\nMatch User bob\n  X11Forwarding no\n"
-    )
+    assert plan.files[MAIN] == "Port 22\nPermitRootLogin no\nMaxAuthTries 3\nMatch User bob\n  X11Forwarding no\n"
 
 
 def test_match_block_value_is_not_touched() -> None:
@@ -319,9 +314,7 @@ SCENARIOS: list[tuple[str, dict[str, str | bytes], dict[str, sc.SettingValue]]] 
 
 
 @pytest.mark.parametrize(("name", "files", "settings"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
-def test_plan_is_idempotent(
-    name: str, files: dict[str, str | bytes], settings: dict[str, sc.SettingValue]
-) -> None:
+def test_plan_is_idempotent(name: str, files: dict[str, str | bytes], settings: dict[str, sc.SettingValue]) -> None:
     plan = sc.plan_settings(tree_of(files), settings)
     assert sc.plan_settings(tree_of(replan(files, plan)), settings).files == {}
 
