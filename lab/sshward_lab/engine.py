@@ -59,10 +59,28 @@ def _systemd_is_init() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# Each container's systemd holds several inotify instances; the kernel default (128) runs out at
+# about 20 lab containers, and systemd then fails to boot ("Too many open files").
+MIN_INOTIFY_INSTANCES = 1024
+
+
+def ensure_inotify_room() -> str | None:
+    try:
+        current = int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return None
+    if current >= MIN_INOTIFY_INSTANCES or os.geteuid() != 0:
+        return None
+    INOTIFY_INSTANCES.write_text(f"{MIN_INOTIFY_INSTANCES}\n")
+    return f"raised fs.inotify.max_user_instances from {current} to {MIN_INOTIFY_INSTANCES} for systemd containers"
+
+
 def ensure_engine() -> str:
     """Make `docker info` succeed. Returns what was done, for the log."""
+    raised = ensure_inotify_room()
     if engine_running():
-        return "docker engine already running"
+        return raised or "docker engine already running"
     if shutil.which("dockerd") is None:
         _install_docker()
     if os.geteuid() != 0:

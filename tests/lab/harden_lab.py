@@ -41,6 +41,8 @@ class LabHandle:
         self, target: str, extra_vars: dict | None = None, *args: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         cmd = ["ansible-playbook", "-i", str(self.inventory), "--limit", target, str(ROOT / "harden.yml"), *args]
+        # Integrity baselines go to the lab's directory, not into the source tree.
+        extra_vars = {"ssh_hardening_baseline_dir": str(self.dir / "baselines"), **(extra_vars or {})}
         if extra_vars:
             vars_file = self.dir / f"vars-{target}.json"
             vars_file.write_text(json.dumps(extra_vars))

@@ -19,19 +19,21 @@ PASSWORD = "correct horse battery staple"
 def hardened(tmp_path_factory):
     """One target per release: sanity-checked before hardening, then hardened once."""
     lab = LabHandle(tmp_path_factory.mktemp("harden-lab"), "pytest-harden")
-    lab.lab("up", *SUITES)
-    before = {}
-    for suite in SUITES:
-        lab.set_password(suite, "carol", PASSWORD)
-        lab.authorize_lab_key(suite, "root")
-        before[suite] = {
-            "password": lab.ssh(suite, "carol", password=PASSWORD).returncode,
-            "root": lab.ssh(suite, "root").returncode,
-        }
-    for suite in SUITES:
-        lab.playbook(suite)
-    yield lab, before
-    lab.lab("down")
+    try:
+        lab.lab("up", *SUITES)
+        before = {}
+        for suite in SUITES:
+            lab.set_password(suite, "carol", PASSWORD)
+            lab.authorize_lab_key(suite, "root")
+            before[suite] = {
+                "password": lab.ssh(suite, "carol", password=PASSWORD).returncode,
+                "root": lab.ssh(suite, "root").returncode,
+            }
+        for suite in SUITES:
+            lab.playbook(suite)
+        yield lab, before
+    finally:
+        lab.lab("down")
 
 
 @pytest.mark.parametrize("suite", SUITES)

@@ -12,9 +12,11 @@ KEY_SETTINGS = ("passwordauthentication", "kbdinteractiveauthentication", "permi
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     handle = LabHandle(tmp_path_factory.mktemp("safety-lab"), "pytest-safety")
-    handle.lab("up", "guards=bookworm", "dropin=bookworm", "rollback=trixie")
-    yield handle
-    handle.lab("down")
+    try:
+        handle.lab("up", "guards=bookworm", "dropin=bookworm", "rollback=trixie")
+        yield handle
+    finally:
+        handle.lab("down")
 
 
 def test_check_mode_shows_the_diff_and_changes_nothing(lab):

@@ -343,7 +343,8 @@ def test_hanging_webhook_times_out() -> None:
 
 
 def test_hanging_smtp_times_out() -> None:
-    with black_hole() as port, pytest.raises(ChannelError, match="timed out after 1s"):
+    # Either the channel's own deadline or smtplib's socket timeout fires first, depending on load.
+    with black_hole() as port, pytest.raises(ChannelError, match="timed out"):
         SmtpChannel(
             "m",
             {"host": "127.0.0.1", "port": port, "tls": "none", "from": "a@b", "to": ["c@d"], "timeout": 1},
