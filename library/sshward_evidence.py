@@ -15,7 +15,7 @@ description:
     with their owning processes, utmp), V(commands) (iptables-save, ip6tables-save, nft list ruleset, sshd -T),
     V(logs) (the SSH story from the journal and auth.log), V(keys) (every user's authorized_keys with
     fingerprints), V(files) (recently modified files) and V(persistence) (cron, systemd units, ld.so.preload, sshd
-    configuration, PAM, sudoers: copied and hashed).
+    configuration, PAM, sudoers; copied and hashed).
   - O(state=sealed) writes C(report.json) and C(report.md) (findings and timeline), then C(MANIFEST.sha256)
     (C(sha256sum -c) format) and, with O(archive=true), C(<path>/<incident_id>.tar.gz) for fetching.
   - Collection only reads the host; it writes only inside the bundle. In check mode the parts are collected into

@@ -12,7 +12,7 @@ description:
   - After C(sshward_firewall) loaded restrict mode, O(state=armed) reads the live ruleset, computes with the
     firewall core the scripts that remove restrict mode (and nothing else), writes them under O(state_dir) and
     arms an sshward revert (systemd timer, or a detached process) that runs them after O(seconds).
-  - O(state=confirmed) cancels the timer: the restriction stays. O(state=fired) removes it now. O(state=query)
+  - O(state=confirmed) cancels the timer, the restriction stays. O(state=fired) removes it now. O(state=query)
     reports.
   - The removal runs on the host by itself; the controller does not have to reach it again.
 version_added: "0.1.0"
