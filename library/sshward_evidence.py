@@ -270,10 +270,18 @@ def main():
     )
     p = module.params
     try:
-        sess.parse_networks(p["admin_networks"] + p["intruder_addresses"])
+        admin = sess.parse_networks(p["admin_networks"])
+        sess.parse_networks(p["intruder_addresses"])
         bundle = ev.bundle_path(p["path"], p["incident_id"])
     except (ValueError, ev.EvidenceError) as exc:
         module.fail_json(msg=str(exc))
+    clash = [a for a in p["intruder_addresses"] if sess.address_in(a, admin)]
+    if clash:
+        module.fail_json(
+            msg=f"intruder_addresses: {', '.join(clash)} is inside admin_networks ({', '.join(p['admin_networks'])}): "
+            "the admin address would be the intruder's. Restricting SSH to it and banning it would cut the admin off; "
+            "fix one of the two lists"
+        )
     result = {"bundle": bundle, "changed": not module.check_mode}
     work = bundle
     if module.check_mode:
