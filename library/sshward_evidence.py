@@ -161,7 +161,7 @@ COMMANDS = {
     "iptables-save": ["iptables-save"],
     "ip6tables-save": ["ip6tables-save"],
     "nft-ruleset": ["nft", "list", "ruleset"],
-    "sshd-T": ["sshd", "-T"],
+    "sshd-effective": ["sshd", "-T"],
     "fail2ban-sshd": ["fail2ban-client", "status", "sshd"],
     "last": ["last", "-F", "-w", "-i"],
 }

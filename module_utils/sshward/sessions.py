@@ -33,7 +33,7 @@ SSHD_COMMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 SUSPICIOUS_DIRS = ("/tmp/", "/dev/shm/", "/var/tmp/", "/run/user/")
 UTMP_PATHS = ("/run/utmp", "/var/run/utmp")
 # struct utmp (glibc, x86_64 and other 64-bit ABIs with 32-bit time fields): 384 bytes.
-_UTMP = struct.Struct("<h2xi32s4s32s256shhii2i16s20s")
+_UTMP = struct.Struct("<h2xi32s4s32s256shhiii16s20s")
 USER_PROCESS = 7
 _TCP_STATES = {
     "01": "ESTABLISHED",
