@@ -22,10 +22,13 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
+
+from .authlog import AuthLogParser
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -352,25 +355,62 @@ def _is_sshd(p: Process) -> bool:
     return p.comm in SSHD_COMMS
 
 
-def find_sessions(
-    processes: dict[int, Process], connections: Iterable[Connection], utmp: Iterable[UtmpEntry] = ()
-) -> list[Session]:
-    """The SSH sessions: per-connection sshd processes whose parent is a listener sshd."""
-    by_inode = {c.inode: c for c in connections if c.state == "ESTABLISHED"}
-    utmp_by_pid: dict[int, list[UtmpEntry]] = {}
-    for e in utmp:
-        utmp_by_pid.setdefault(e.pid, []).append(e)
-    sessions = []
+Peers = Mapping[int, "tuple[str, int | None]"]
+
+
+def connection_processes(processes: dict[int, Process]) -> list[Process]:
+    """Per-connection sshd processes: an sshd whose parent is the listener (an sshd with a non-sshd parent)."""
+    out = []
     for p in sorted(processes.values(), key=lambda q: q.pid):
         parent = processes.get(p.ppid)
         if not _is_sshd(p) or parent is None or not _is_sshd(parent):
             continue
         grand = processes.get(parent.ppid)
         if grand is not None and _is_sshd(grand):
-            continue  # deeper in a session tree, not a per-connection process
+            continue  # deeper in a session tree
+        out.append(p)
+    return out
+
+
+def find_sessions(
+    processes: dict[int, Process],
+    connections: Iterable[Connection],
+    utmp: Iterable[UtmpEntry] = (),
+    peers: Peers | None = None,
+) -> list[Session]:
+    """The SSH sessions: per-connection sshd processes whose parent is a listener sshd.
+
+    The TCP peer comes from the process's socket fds. sshd makes its session processes
+    non-dumpable, so without CAP_SYS_PTRACE (containers) /proc/<pid>/fd is unreadable: then
+    ``peers`` (pid -> address, port, from sshd's own "Accepted ... from A port P" log line) or
+    the utmp entry of the pid name the peer, and the live ESTABLISHED socket must confirm it.
+    """
+    conns = [c for c in connections if c.state == "ESTABLISHED"]
+    by_inode = {c.inode: c for c in conns}
+    utmp = list(utmp)
+    utmp_by_pid: dict[int, list[UtmpEntry]] = {}
+    for e in utmp:
+        utmp_by_pid.setdefault(e.pid, []).append(e)
+    peers = dict(peers or {})
+    for e in utmp:
+        if e.address and e.pid not in peers:
+            peers[e.pid] = (e.address, None)
+    claimed: set[int] = set()
+    sessions = []
+    for p in connection_processes(processes):
         conn = next((by_inode[i] for i in p.sockets if i in by_inode), None)
+        if conn is None and p.pid in peers:
+            addr, port = peers[p.pid]
+            matches = [
+                c
+                for c in conns
+                if c.inode not in claimed and c.remote_address == addr and (port is None or c.remote_port == port)
+            ]
+            if len(matches) == 1 or (matches and port is not None):
+                conn = matches[0]
         if conn is None:
             continue
+        claimed.add(conn.inode)
         tree = descendants(p.pid, processes)
         user, ttys, authenticated = "", [], False
         for pid in tree:
@@ -452,12 +492,38 @@ class Snapshot:
     sessions: list[Session]
 
 
-def snapshot(proc: str = "/proc", utmp_paths: Sequence[str] = UTMP_PATHS) -> Snapshot:
+def journal_peers(pids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+    """pid -> (address, port) from sshd's own journal records of those pids (trusted fields only)."""
+    if not pids:
+        return {}
+    argv = ["journalctl", "-o", "json", "--no-pager", *[f"_PID={p}" for p in pids]]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=30, check=False, env={"LC_ALL": "C", "PATH": _PATH})
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out: dict[int, tuple[str, int | None]] = {}
+    wanted = set(pids)
+    for ev in AuthLogParser().parse_journal(proc.stdout.decode("utf-8", "surrogateescape").splitlines()):
+        if ev.pid in wanted and ev.address and ev.port and ev.kind in ("accepted", "connection"):
+            out[ev.pid] = (ev.address, ev.port)
+    return out
+
+
+_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PeerLookup = Callable[[Sequence[int]], "dict[int, tuple[str, int | None]]"]
+
+
+def snapshot(
+    proc: str = "/proc", utmp_paths: Sequence[str] = UTMP_PATHS, peer_lookup: PeerLookup | None = journal_peers
+) -> Snapshot:
     now = time.time()
     procs = list_processes(proc)
     conns = list_connections(procs, proc)
     ut = read_utmp(utmp_paths)
-    return Snapshot(now, procs, conns, ut, find_sessions(procs, conns, ut))
+    owned = {i for p in procs.values() for i in p.sockets}
+    blind = [p.pid for p in connection_processes(procs) if not owned.intersection(p.sockets)]
+    peers = peer_lookup(blind) if peer_lookup and blind else {}
+    return Snapshot(now, procs, conns, ut, find_sessions(procs, conns, ut, peers))
 
 
 def session_targets(session: Session, processes: dict[int, Process], protected: Iterable[int]) -> list[int]:
