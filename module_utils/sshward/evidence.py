@@ -55,7 +55,8 @@ PERSISTENCE_PATHS = (
 AUTH_LOGS = ("/var/log/auth.log", "/var/log/auth.log.1", "/var/log/secure")
 MAX_COPY = 1 << 20
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~])")
+_MD_LEADING = re.compile(r"^([-+=]|\d+(?=[.)]))")
 
 
 class EvidenceError(Exception):
@@ -65,7 +66,14 @@ class EvidenceError(Exception):
 def md(value: Any, limit: int = 200) -> str:
     """A value made safe for one Markdown table cell or line: printable ASCII only
     (keys.printable), Markdown punctuation backslash-escaped, no line breaks."""
-    return _MD_SPECIAL.sub(r"\\\1", keys.printable(str(value), limit))
+    text = _MD_SPECIAL.sub(r"\\\1", keys.printable(str(value), limit))
+    m = _MD_LEADING.match(text)
+    if m is None:
+        return text
+    if m.group(1)[0].isdigit():  # "1." / "1)" would start an ordered list
+        end = m.end()
+        return text[:end] + "\\" + text[end:]
+    return "\\" + text
 
 
 def iso(ts: float | None) -> str:
@@ -532,7 +540,12 @@ def render_markdown(r: Mapping[str, Any]) -> str:
                 f"{md(x.get('user'))} from {md(x.get('address'))} at {md(x.get('time'))}" for x in k["logins"]
             )
             where = "; ".join(f"{md(x.get('file'))}:{x.get('line')}" for x in (k.get("authorized_keys") or k["logins"]))
-            comment = "; ".join(md(x.get("comment", "")) for x in k.get("authorized_keys", []))
+            comment = "; ".join(
+                md(x.get("comment", ""))
+                for x in k.get("authorized_keys", [])
+                + [q for q in f["quarantined_keys"] if q.get("fingerprint") == k["fingerprint"]]
+                if x.get("comment")
+            )
             out.append(f"| {md(k['fingerprint'])} | {logins} | {where} | {comment} |")
     else:
         out.append("None found in the logs.")
