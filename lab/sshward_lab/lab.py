@@ -77,12 +77,7 @@ class Lab:
             container = self.container_name(name)
             self._ensure_container(container, name, image, log)
             known[name] = Target(name, suite, container)
-        targets = list(known.values())
-        for target in targets:
-            self.provision(target)
-        self._save(targets)
-        self.write_inventories(targets)
-        return targets
+        return self._provision_all(known)
 
     def adopt(self, containers: list[str]) -> list[Target]:
         """Provision containers someone else created (molecule's docker driver) as lab targets."""
@@ -92,6 +87,10 @@ class Lab:
         for container in containers:
             suite = self._suite_of(container)
             known[container] = Target(container, suite, container)
+        return self._provision_all(known)
+
+    def _provision_all(self, known: dict[str, Target]) -> list[Target]:
+        """Provision every target (idempotent), then record them and write the inventories."""
         targets = list(known.values())
         for target in targets:
             self.provision(target)
