@@ -11,8 +11,10 @@ before expecting the port to open again. Nothing else is timed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import subprocess
 import time
 from typing import Any
 
@@ -196,3 +198,28 @@ def test_bad_input_fails_and_loads_nothing(
     assert "scripts" not in result
     assert re.match(rf"(value of )?{argument}\b", result.get("msg", "")), result.get("msg")
     assert (ruleset(host), sshward_files(host)) == (before, files)
+
+
+# ------------------------------------------------------------------ persistence (last: it restarts the target)
+
+
+def sshward_rules(host: Any) -> list[str]:
+    """Only sshward's own rules and chains, in load order, counters removed."""
+    return [ln for ln in ruleset(host).splitlines() if "SSHWARD" in ln.upper() or "sshward" in ln]
+
+
+def test_rules_come_back_after_a_restart(host: Any, lab: dict[str, Any]) -> None:
+    before = sshward_rules(host)
+    assert before, "the rate limit should be loaded before the restart"
+    # A container restart gives it a new network namespace: every rule is gone until
+    # sshward-firewall.service loads the saved scripts at boot.
+    subprocess.run(["docker", "restart", host.backend.host], check=True, capture_output=True, timeout=120)
+    deadline = time.monotonic() + 90
+    after: list[str] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # sshd still booting
+            after = sshward_rules(host)
+            if after:
+                break
+        time.sleep(2)
+    assert after == before
