@@ -107,6 +107,14 @@ options:
       - The address Ansible connects from (first field of C(SSH_CONNECTION)). When it would be rate limited, or
         dropped by restrict mode, the module warns; it never changes the policy by itself.
     type: str
+  admin_addresses:
+    description:
+      - Addresses never limited because the admin works from them (the ssh_ratelimit role passes the address
+        the play connects from). Added to O(allowlist) and recorded in O(config_dir) as
+        C(<mode>.admin-addresses), so the verify suite expects them; removed with O(state=absent).
+    type: list
+    elements: str
+    default: []
   persistent:
     description: Save the rules under O(config_dir) and load them at boot with C(sshward-firewall.service).
     type: bool
@@ -243,7 +251,8 @@ def build_policy(params):
         return RestrictPolicy.from_params(params)
     if params.get("admin_networks"):
         raise FirewallError("admin_networks: only used with mode=restrict; remove it or set mode=restrict")
-    return RateLimitPolicy.from_params(params)
+    admins = list(params.get("admin_addresses") or [])
+    return RateLimitPolicy.from_params(dict(params, allowlist=list(params.get("allowlist") or []) + admins))
 
 
 def check_ports(wanted, listening):
@@ -628,6 +637,15 @@ class FirewallModule:
                 if fresh and not (b == "iptables" and family == "ipv6" and not any(p.family == "ipv6" for p in plans)):
                     keep = fresh[0].script
             planned[path] = keep
+        # The admin addresses allowlisted on top of the policy, kept beside the saved rules so the
+        # verify suite can expect them (and removed with them).
+        admins_path = os.path.join(params["config_dir"], f"{mode}.admin-addresses")
+        admins = sorted(set(params.get("admin_addresses") or []))
+        planned_admins = "".join(a + "\n" for a in admins) if state == "present" and admins else None
+        if planned_admins is None:
+            self.remove(admins_path)
+        else:
+            self.write(admins_path, planned_admins)
         for path, text in planned.items():
             if text is None:
                 self.remove(path)
@@ -674,6 +692,7 @@ def main():
             seconds=dict(type="int", default=60),
             hitcount=dict(type="int", default=4),
             allowlist=dict(type="list", elements="str", default=[]),
+            admin_addresses=dict(type="list", elements="str", default=[]),
             admin_networks=dict(type="list", elements="str", default=[]),
             allow_loopback=dict(type="bool", default=True),
             connecting_address=dict(type="str"),

@@ -71,7 +71,7 @@ class Expected:
         allow = list(v.get("ssh_ratelimit_allowlist") or [])
         if v.get("ssh_ratelimit_allow_connecting_address", True):
             # The role allowlists the address it connected from and records it on the host.
-            recorded = host.file("/etc/sshward/firewall/admin-addresses")
+            recorded = host.file("/etc/sshward/firewall/ratelimit.admin-addresses")
             allow += recorded.content_string.split() if recorded.exists else []
         self.allowlist = sorted({ipaddress.ip_network(n, strict=False) for n in allow}, key=str)
         ports = v.get("ssh_ratelimit_ports") or []
