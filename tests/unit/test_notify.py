@@ -20,7 +20,10 @@ import pytest
 
 pytest.importorskip("aiosmtpd")
 
-from notify_servers import (
+from sshward import notify
+from sshward.notify_channels import Channel, ChannelError, Event
+
+from tests.unit.notify_servers import (
     HttpServer,
     MailSink,
     base_config,
@@ -31,8 +34,6 @@ from notify_servers import (
     wait_for,
     write_config,
 )
-from sshward import notify
-from sshward.notify_channels import Channel, ChannelError, Event
 
 SSHD_PID = 4242
 

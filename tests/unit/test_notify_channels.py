@@ -19,15 +19,6 @@ import pytest
 pytest.importorskip("aiosmtpd")
 
 from aiosmtpd.controller import Controller
-from notify_servers import (
-    MailSink,
-    base_config,
-    black_hole,
-    free_port,
-    http_server,
-    smtp_server,
-    write_config,
-)
 from sshward import notify, notify_channels
 from sshward.notify_channels import (
     ChannelError,
@@ -41,6 +32,16 @@ from sshward.notify_channels import (
     escape_text,
     render_subject,
     syslog_line,
+)
+
+from tests.unit.notify_servers import (
+    MailSink,
+    base_config,
+    black_hole,
+    free_port,
+    http_server,
+    smtp_server,
+    write_config,
 )
 
 MAIL_HEADERS = {
