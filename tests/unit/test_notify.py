@@ -693,3 +693,18 @@ def test_module_runs_with_python_m(tmp_path: Path) -> None:
         check=False,
     )
     assert (proc.returncode, "flush" in proc.stdout) == (0, True)
+
+
+def test_cli_check_lists_channels_with_secrets_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    channels = [{"type": "webhook", "url": "http://127.0.0.1:9/hook/s3cr3t-token-value"}]
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
+    rc = notify.main(["--config", str(cfg), "check"])
+    out = capsys.readouterr().out
+    assert (rc, "webhook: webhook json http://127.0.0.1:9/***" in out, "s3cr3t" in out) == (0, True, False)
+
+
+def test_cli_check_candidate_file_ignores_mode_but_not_content(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.json", base_config(tmp_path, []), mode=0o644)
+    bad = write_config(tmp_path / "bad.json", {"channels": [{"type": "carrier-pigeon"}]}, mode=0o644)
+    strict = notify.main(["--config", str(good), "check"])
+    assert (notify.main(["check", str(good)]), notify.main(["check", str(bad)]), strict) == (0, 2, 2)
