@@ -6,6 +6,7 @@ Expected values come from the host's Ansible variables, falling back to the role
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,8 @@ def _defaults() -> dict[str, Any]:
 def policy(host) -> dict[str, Any]:
     """The role's variables for this host (role defaults under the host's own)."""
     merged = _defaults()
-    try:
+    with contextlib.suppress(AttributeError, RuntimeError, NotImplementedError):  # not Ansible: defaults
         merged.update({k: v for k, v in host.ansible.get_variables().items() if k.startswith("ssh_notify_")})
-    except (AttributeError, RuntimeError, NotImplementedError):
-        pass  # not an Ansible backend: defaults only
     return merged
 
 

@@ -117,7 +117,7 @@ class HttpHandler(BaseHTTPRequestHandler):
 
     do_PUT = do_POST
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -245,7 +245,7 @@ def test_hostile_input_executes_nothing_and_stays_data(target, lab):
 
 def test_no_mail_header_was_split(target, lab):
     stored = [m for m in mails(lab) if m[1].get("host") == target["name"]]
-    assert stored and all({name.lower() for name in msg.keys()} == MAIL_HEADERS for msg, _f, _e in stored)
+    assert stored and all({name.lower() for name in msg} == MAIL_HEADERS for msg, _f, _e in stored)
     assert all(len(msg.keys()) == len(MAIL_HEADERS) for msg, _f, _e in stored)
 
 
