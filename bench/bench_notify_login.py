@@ -110,6 +110,12 @@ def table(rows: list[tuple[str, str, dict[str, list[float]]]], logins: int) -> s
         " no hook interleaved in rounds. Milliseconds, median / p90. Receivers *down*: nothing listens;"
         " *hang*: they accept and never answer (channel timeout 3 s).",
         "",
+        "The hook's cost does not depend on the receivers (up, down or hanging: the PAM step never"
+        " talks to the network). What it costs is the PAM step itself, a Python start that imports"
+        " the notifier, reads the config and writes one spool file, plus the CPU the detached"
+        " deliverer takes while the next login runs: back-to-back logins on a small, loaded"
+        " machine show that contention too.",
+        "",
         "| target | receivers | with hook (median / p90) | without hook (median / p90) | median difference |",
         "| --- | --- | --- | --- | --- |",
     ]
