@@ -16,6 +16,8 @@ Flow:
 * ``emit(event)`` / ``sshward-notify event`` queue generic events (ban,
   unban, lockdown, test, ...); ``sshward-notify test`` sends a test event
   synchronously through every channel and reports one line per channel.
+* ``sshward-notify check [FILE]`` validates the config (or a candidate FILE,
+  content only: Ansible's ``validate=``) and lists the channels, secrets masked.
 
 Config (/etc/sshward/notify.json, root:root 0600; every key optional but ``channels``)::
 
@@ -1059,7 +1061,14 @@ def _parser() -> argparse.ArgumentParser:
     flush = sub.add_parser("flush", help="deliver the spool (systemd timer, and the detached deliverer)")
     flush.add_argument("--quiet", action="store_true")
     test = sub.add_parser("test", help="send a test event through every channel now")
-    for sp in (pam, event, flush, test):
+    check = sub.add_parser("check", help="validate the config (ownership, mode, schema); list the channels")
+    check.add_argument(
+        "file",
+        nargs="?",
+        help="a candidate config to validate instead of --config (Ansible's validate=); its"
+        " ownership and mode are not checked, only its content",
+    )
+    for sp in (pam, event, flush, test, check):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -1071,7 +1080,7 @@ def main(
     permission_check: PermissionCheck = check_config_permissions,
     spawn: Spawner = spawn_deliverer,
 ) -> int:
-    """CLI: ``sshward-notify [--config PATH] {pam [--failure],event,flush,test}``."""
+    """CLI: ``sshward-notify [--config PATH] {pam [--failure],event,flush,test,check [FILE]}``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     environ: Mapping[str, str] = os.environ if env is None else env
     try:
@@ -1083,7 +1092,15 @@ def main(
     if args.command == "pam":
         return pam_step(environ, args.config, failure=args.failure, permission_check=permission_check, spawn=spawn)
     try:
-        config = load_config(args.config, permission_check=permission_check)
+        if args.command == "check" and args.file:
+            config = load_config(args.file, permission_check=lambda _path, _st: None)
+        else:
+            config = load_config(args.config, permission_check=permission_check)
+        if args.command == "check":
+            for channel in config.channels:
+                print(f"{channel.name}: {channel.describe()}")
+            print(f"{len(config.channels)} channel(s) configured")
+            return 0
         if args.command == "event":
             path = emit(
                 make_event(args.kind, dict(args.field), host=config.host),

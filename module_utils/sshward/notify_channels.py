@@ -15,26 +15,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import smtplib
 import socket
-import ssl
 import subprocess
+import sys
 import syslog
 import threading
 import time
 import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.policy import default as default_policy
-from email.utils import formatdate, make_msgid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+# smtplib, ssl, email and urllib.request are imported where a message is sent, not here:
+# the PAM step imports this module to validate the config and spool an event, and those
+# imports were most of its start-up time (it runs inside every login).
+if TYPE_CHECKING:
+    import smtplib
+    import ssl
+    import urllib.request
+    from email.message import EmailMessage
 
 __all__ = [
     "Channel",
@@ -389,14 +390,16 @@ class Channel:
     def _explain(self, exc: Exception) -> str:
         if isinstance(exc, (socket.timeout, TimeoutError, subprocess.TimeoutExpired)):
             return f"timed out after {self.timeout:g}s"
-        if isinstance(exc, urllib.error.HTTPError):
+        url_errors = sys.modules.get("urllib.error")
+        if url_errors is not None and isinstance(exc, url_errors.HTTPError):
             return f"HTTP {exc.code}"
-        if isinstance(exc, urllib.error.URLError):
+        if url_errors is not None and isinstance(exc, url_errors.URLError):
             reason = exc.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 return f"timed out after {self.timeout:g}s"
             return f"{escape_text(reason, 200)}"
-        if isinstance(exc, smtplib.SMTPResponseException):
+        smtp = sys.modules.get("smtplib")
+        if smtp is not None and isinstance(exc, smtp.SMTPResponseException):
             return f"SMTP {exc.smtp_code} {escape_text(exc.smtp_error, 200)}"
         return f"{type(exc).__name__}: {escape_text(exc, 200)}"
 
@@ -413,6 +416,12 @@ def build_mail(event: Event, sender: str, recipients: Sequence[str]) -> EmailMes
     As a last line of defence the serialised message is parsed back and refused
     unless it has exactly the headers set here.
     """
+    from email import message_from_bytes
+    from email.message import EmailMessage
+    from email.policy import SMTP as SMTP_POLICY
+    from email.policy import default as default_policy
+    from email.utils import formatdate, make_msgid
+
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["Subject"] = header_text(render_subject(event))
     msg["From"] = sender
@@ -471,9 +480,13 @@ class SmtpChannel(Channel):
         return [self.password] if isinstance(self.password, str) else []
 
     def _context(self) -> ssl.SSLContext:
+        import ssl
+
         return ssl.create_default_context(cafile=self.ca_file)
 
     def _send(self, event: Event) -> None:
+        import smtplib
+
         msg = build_mail(event, self.sender, self.recipients)
         client: smtplib.SMTP
         if self.tls == "tls":
@@ -524,11 +537,15 @@ class SendmailChannel(Channel):
             )
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow redirects: they would carry the Authorization header elsewhere."""
+def _no_redirect_handler() -> urllib.request.BaseHandler:
+    """A handler that never follows redirects: they would carry the Authorization header elsewhere."""
+    import urllib.request
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return _NoRedirect()
 
 
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
@@ -606,6 +623,8 @@ class WebhookChannel(Channel):
         return [s for s in out if s and s != "/"]
 
     def build_request(self, event: Event) -> urllib.request.Request:
+        import urllib.request
+
         headers = {"User-Agent": "sshward-notify"}
         if self.format == "json":
             body = json.dumps(render_json(event)).encode("utf-8")
@@ -643,8 +662,11 @@ class WebhookChannel(Channel):
         return urllib.request.Request(url, data=body, headers=headers, method="POST")
 
     def _send(self, event: Event) -> None:
+        import ssl
+        import urllib.request
+
         request = self.build_request(event)
-        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _no_redirect_handler()]
         if self._parts.scheme == "https":
             handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=self.ca_file)))
         opener = urllib.request.build_opener(*handlers)

@@ -123,7 +123,9 @@ def spool_names(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in spool.glob("*.json")) if spool.exists() else []
 
 
-def login_and_deliver(tmp_path: Path, cfg: Path, env: dict[str, str], lines: Sequence[str]) -> notify.DeliveryReport:
+def login_and_deliver(
+    tmp_path: Path, cfg: Path, env: dict[str, str], lines: Sequence[str]
+) -> notify.DeliveryReport:
     spawned: list[Any] = []
     assert notify.pam_step(env, str(cfg), spawn=spawned.append, ppid=SSHD_PID) == 0
     assert len(spawned) == 1
@@ -156,7 +158,10 @@ def test_login_mail_goes_to_every_recipient(delivered_login: dict[str, Any]) -> 
 
 
 def test_login_mail_subject(delivered_login: dict[str, Any]) -> None:
-    assert delivered_login["sink"].parsed()["Subject"] == "[sshward] login alice from 203.0.113.5 on web1.example"
+    assert (
+        delivered_login["sink"].parsed()["Subject"]
+        == "[sshward] login alice from 203.0.113.5 on web1.example"
+    )
 
 
 def test_login_removes_the_spool_entry(delivered_login: dict[str, Any]) -> None:
@@ -191,7 +196,9 @@ def test_login_webhook_host(delivered_login: dict[str, Any]) -> None:
     assert delivered_login["web"].sink.json()["host"] == "web1.example"
 
 
-@pytest.mark.parametrize("line", ["port: 50022", "fingerprint: " + key_blob()[1], "key_comment: alice@laptop"])
+@pytest.mark.parametrize(
+    "line", ["port: 50022", "fingerprint: " + key_blob()[1], "key_comment: alice@laptop"]
+)
 def test_login_mail_body_lines(delivered_login: dict[str, Any], line: str) -> None:
     body = delivered_login["sink"].parsed().get_content()
     assert line in body.splitlines()
@@ -315,7 +322,9 @@ def test_detached_deliverer_delivers(tmp_path: Path, servers: tuple[MailSink, in
     sink, smtp_port, web = servers
     cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
     rc = notify.main(["--config", str(cfg), "pam"], env=pam_env())
-    done = wait_for(lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path))
+    done = wait_for(
+        lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path)
+    )
     assert (rc, done) == (0, True)
 
 
@@ -387,7 +396,9 @@ def test_first_sudo_only_once(tmp_path: Path) -> None:
     rec = Recorder()
     config.channels = [rec]
     for _ in range(2):
-        notify.pam_step(pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None)
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
         notify.deliver_pending(config, authlog=lambda pid: [])
     assert ([e.kind for e in rec.events], spool_names(tmp_path)) == (["sudo_first"], [])
 
@@ -398,7 +409,9 @@ def test_sudo_all_mode_reports_every_sudo(tmp_path: Path) -> None:
     rec = Recorder()
     config.channels = [rec]
     for _ in range(2):
-        notify.pam_step(pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None)
+        notify.pam_step(
+            pam_env(user="root", service="sudo", PAM_RUSER="alice"), str(cfg), spawn=lambda c: None
+        )
         notify.deliver_pending(config, authlog=lambda pid: [])
     assert [e.kind for e in rec.events] == ["sudo_first", "sudo"]
 
@@ -414,7 +427,9 @@ def flood(tmp_path: Path, per_minute: int, logins: int, failures: int) -> tuple[
     for i in range(logins):
         notify.emit(notify.make_event("login", {"user": f"u{i}"}, now=1000.0 + i), config=config, spawn=None)
     for i in range(failures):
-        notify.emit(notify.make_event("sudo_failure", {"user": f"s{i}"}, now=2000.0 + i), config=config, spawn=None)
+        notify.emit(
+            notify.make_event("sudo_failure", {"user": f"s{i}"}, now=2000.0 + i), config=config, spawn=None
+        )
     return config, rec
 
 
@@ -677,3 +692,18 @@ def test_module_runs_with_python_m(tmp_path: Path) -> None:
         check=False,
     )
     assert (proc.returncode, "flush" in proc.stdout) == (0, True)
+
+
+def test_cli_check_lists_channels_with_secrets_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    channels = [{"type": "webhook", "url": "http://127.0.0.1:9/hook/s3cr3t-token-value"}]
+    cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
+    rc = notify.main(["--config", str(cfg), "check"])
+    out = capsys.readouterr().out
+    assert (rc, "webhook: webhook json http://127.0.0.1:9/***" in out, "s3cr3t" in out) == (0, True, False)
+
+
+def test_cli_check_candidate_file_ignores_mode_but_not_content(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.json", base_config(tmp_path, []), mode=0o644)
+    bad = write_config(tmp_path / "bad.json", {"channels": [{"type": "carrier-pigeon"}]}, mode=0o644)
+    strict = notify.main(["--config", str(good), "check"])
+    assert (notify.main(["check", str(good)]), notify.main(["check", str(bad)]), strict) == (0, 2, 2)

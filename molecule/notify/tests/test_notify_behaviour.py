@@ -1,0 +1,271 @@
+"""Behaviour of the login notifier against real receivers (molecule scenario `notify` only).
+
+Runs for each target of the scenario (group notify_targets) and drives the other lab
+containers (client, SMTP sink, HTTP recorder) over SSH through the same inventory.
+A login is identified by its source port (the client reads it from $SSH_CLIENT), so the
+other events of the run (sudo from Ansible, test events) never disturb a count.
+No timing assertions: waits only poll until something arrives or a generous deadline.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from email import message_from_string
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+import testinfra
+
+CLIENT = "sshward-mol-notify-client"
+SMTP = "sshward-mol-notify-smtp"
+WEB = "sshward-mol-notify-web"
+CLIENT_ADDRESS = "172.31.242.20"
+KEYS = "/home/admin/notify-keys"
+SCRIPT = "/usr/local/sbin/sshward-notify"
+MAIL_HEADERS = {
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "x-sshward-kind",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+}
+DUMP_MAIL = (
+    "import glob, json; print(json.dumps([[open(f, encoding='utf-8', errors='replace').read(),"
+    " json.load(open(f[:-4] + '.env.json'))] for f in sorted(glob.glob('/srv/sink/smtp/*.eml'))]))"
+)
+DUMP_HTTP = (
+    "import glob, json; print(json.dumps([json.load(open(f)) for f in sorted(glob.glob('/srv/sink/http/*.json'))]))"
+)
+
+
+@pytest.fixture(scope="module")
+def target(host):
+    variables = host.ansible.get_variables()
+    if "notify_targets" not in variables.get("group_names", []):
+        pytest.skip("not a notify scenario target")
+    return {"host": host, "name": variables["inventory_hostname"], "address": variables["ansible_host"]}
+
+
+@pytest.fixture(scope="module")
+def lab(host):
+    inventory = host.backend.ansible_inventory
+
+    def get(name: str) -> Any:
+        return testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+
+    return {"client": get(CLIENT), "smtp": get(SMTP), "web": get(WEB)}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def ssh(lab, user: str, address: str, command: str, *, extra: tuple[str, ...] = ()) -> tuple[int, str]:
+    """A real ssh login from the client container with the user's key: (ssh's exit status, stdout).
+
+    The status travels in stdout: testinfra's backends raise on a command exiting 255.
+    """
+    result = lab["client"].run(
+        "ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20"
+        " -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s" + " %s" * len(extra) + " %s %s;"
+        " echo ssh-exit=$?",
+        f"{KEYS}/{user}",
+        f"{KEYS}/known_hosts",
+        *extra,
+        address,
+        command,
+    )
+    lines = result.stdout.splitlines()
+    status = int(lines[-1].split("=", 1)[1]) if lines and lines[-1].startswith("ssh-exit=") else -1
+    return status, result.stdout
+
+
+def login_port(lab, user: str, address: str, command: str = "") -> str:
+    status, out = ssh(lab, user, address, command + "echo SSH_CLIENT=$SSH_CLIENT", extra=("-l", user))
+    assert status == 0, out
+    line = next(x for x in out.splitlines() if x.startswith("SSH_CLIENT="))
+    return line.split("=", 1)[1].split()[1]
+
+
+def mail_fields(raw: str) -> tuple[Any, dict[str, str]]:
+    msg = message_from_string(raw, policy=default_policy)
+    body = msg.get_content() if not msg.is_multipart() else ""
+    fields = {}
+    for line in body.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name.isidentifier():
+            fields.setdefault(name, value)
+    return msg, fields
+
+
+def mails(lab) -> list[tuple[Any, dict[str, str], dict[str, Any]]]:
+    out = lab["smtp"].check_output("python3 -c %s", DUMP_MAIL)
+    return [(*mail_fields(raw), envelope) for raw, envelope in json.loads(out)]
+
+
+def hooks(lab) -> list[dict[str, Any]]:
+    out = lab["web"].check_output("python3 -c %s", DUMP_HTTP)
+    records = json.loads(out)
+    for record in records:
+        record["json"] = json.loads(base64.b64decode(record["body_b64"]))
+    return records
+
+
+def matching(lab, target, kind: str, **want: str) -> tuple[list[Any], list[Any]]:
+    def ok(host: str, fields: dict[str, str], kind_seen: str) -> bool:
+        return host == target["name"] and kind_seen == kind and all(fields.get(k) == v for k, v in want.items())
+
+    found_mail = [m for m in mails(lab) if ok(m[1].get("host", ""), m[1], m[1].get("kind", ""))]
+    found_hook = [h for h in hooks(lab) if ok(h["json"]["host"], h["json"]["fields"], h["json"]["kind"])]
+    return found_mail, found_hook
+
+
+def wait_for_one_each(lab, target, kind: str, *, flush: bool = False, **want: str) -> tuple[list[Any], list[Any]]:
+    """Poll until a mail and a webhook call for the event arrived, then let any duplicate show up too."""
+    deadline = time.monotonic() + 150
+    found: tuple[list[Any], list[Any]] = ([], [])
+    while time.monotonic() < deadline:
+        if flush:
+            with target["host"].sudo():
+                target["host"].run(f"{SCRIPT} flush --quiet")
+        found = matching(lab, target, kind, **want)
+        if found[0] and found[1]:
+            time.sleep(5)  # a second delivery (a duplicate) would come from the same deliverer run
+            return matching(lab, target, kind, **want)
+        time.sleep(2)
+    return found
+
+
+def set_receivers(lab, state: str) -> None:
+    """up: the real receivers; down: nothing listens; hang: accept and never answer."""
+    for name, mode, port in (("smtp", "smtp", 25), ("web", "http", 80)):
+        box = lab[name]
+        with box.sudo():
+            box.run("systemctl stop sink-hang.service; systemctl reset-failed sink-hang.service")
+            if state == "up":
+                box.check_output(f"systemctl start sink@{mode}.service")
+            else:
+                box.check_output(f"systemctl stop sink@{mode}.service")
+            if state == "hang":
+                box.check_output(f"systemd-run --unit=sink-hang /usr/bin/python3 -I /opt/sink/sink.py hang {port}")
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_key_login_sends_one_mail_and_one_webhook(target, lab):
+    expected_fp = lab["client"].check_output("ssh-keygen -lf %s", f"{KEYS}/alice.pub").split()[1]
+    port = login_port(lab, "alice", target["address"])
+    found_mail, found_hook = wait_for_one_each(lab, target, "login", user="alice", port=port)
+    assert (len(found_mail), len(found_hook)) == (1, 1)
+    hook_fields = found_hook[0]["json"]["fields"]
+    assert (hook_fields["address"], hook_fields["fingerprint"], hook_fields["method"]) == (
+        CLIENT_ADDRESS,
+        expected_fp,
+        "publickey",
+    )
+    mail_f = found_mail[0][1]
+    assert (mail_f["address"], mail_f["fingerprint"], mail_f["key_source"]) == (
+        CLIENT_ADDRESS,
+        expected_fp,
+        "/home/alice/.ssh/authorized_keys:1",
+    )
+
+
+def test_mail_goes_to_every_recipient(target, lab):
+    envelopes = [m[2] for m in mails(lab) if m[1].get("host") == target["name"]]
+    assert envelopes and all(sorted(e["rcpt"]) == ["<oncall@lab.invalid>", "<ops@lab.invalid>"] for e in envelopes)
+
+
+def test_sudo_failure_is_reported(target, lab):
+    status, _out = ssh(lab, "alice", target["address"], "echo wrong-password | sudo -S -k true", extra=("-l", "alice"))
+    assert status != 0
+    found_mail, found_hook = wait_for_one_each(lab, target, "sudo_failure", service="sudo")
+    assert (bool(found_mail), bool(found_hook), found_hook[0]["json"]["fields"].get("user")) == (
+        True,
+        True,
+        "alice",
+    )
+
+
+@pytest.mark.parametrize("state", ["down", "hang"])
+def test_login_completes_with_receivers_unusable_and_events_arrive_later(target, lab, state):
+    set_receivers(lab, state)
+    try:
+        port = login_port(lab, "alice", target["address"])  # asserts the login completed
+        with target["host"].sudo():
+            spooled = target["host"].check_output("ls /var/spool/sshward/notify")
+        assert matching(lab, target, "login", port=port) == ([], [])
+        assert ".json" in spooled
+    finally:
+        set_receivers(lab, "up")
+    found_mail, found_hook = wait_for_one_each(lab, target, "login", flush=True, user="alice", port=port)
+    assert (len(found_mail), len(found_hook)) == (1, 1)
+
+
+def test_hostile_input_executes_nothing_and_stays_data(target, lab):
+    box = target["host"]
+    with box.sudo():
+        box.run("rm -f /tmp/pwned")
+    # user names "$(touch /tmp/pwned)" and "alice from 6.6.6.6 port 22 ssh2" (from an ssh config:
+    # the client refuses them on its command line; it cannot send a newline at all)
+    for alias in ("pwned", "fakefrom"):
+        hostile = ("-F", f"{KEYS}/hostile_config", "-o", f"HostName={target['address']}")
+        status, _out = ssh(lab, "alice", alias, "true", extra=hostile)
+        assert status == 255
+    # and a fake sshd "Accepted" line for this very session, written by the user into the
+    # journal with the session's sshd PID as its syslog PID: the notifier trusts only _PID
+    spoof = (
+        "logger -t sshd --id=$(ps -o ppid= -p $PPID | tr -d ' ')"
+        " 'Accepted publickey for mallory from 6.6.6.6 port 1 ssh2: ED25519 SHA256:fake'; "
+    )
+    port = login_port(lab, "mallory", target["address"], spoof)
+    with box.sudo():
+        queued = box.run(
+            "%s event --kind ban --field %s --field %s",
+            SCRIPT,
+            "address=$(touch /tmp/pwned)",
+            "reason=x\r\nBcc: evil@attacker.invalid\r\n\r\nforged body",
+        )
+    assert queued.rc == 0, queued.stderr
+    found_mail, found_hook = wait_for_one_each(lab, target, "login", user="mallory", port=port)
+    assert (len(found_mail), len(found_hook)) == (1, 1)
+    comment = found_hook[0]["json"]["fields"]["key_comment"]
+    assert (comment.startswith("evil $(touch /tmp/pwned) `touch /tmp/pwned`"), "\\r\\nX: y" in comment) == (
+        True,
+        True,
+    )
+    assert found_hook[0]["json"]["fields"]["address"] == CLIENT_ADDRESS
+    ban_mail, ban_hook = wait_for_one_each(lab, target, "ban", address="$(touch /tmp/pwned)")
+    assert (len(ban_mail), len(ban_hook), ban_hook[0]["json"]["fields"]["reason"]) == (
+        1,
+        1,
+        "x\r\nBcc: evil@attacker.invalid\r\n\r\nforged body",
+    )
+    with box.sudo():
+        assert not box.file("/tmp/pwned").exists
+    assert not lab["client"].file("/tmp/pwned").exists
+
+
+def test_no_mail_header_was_split(target, lab):
+    stored = [m for m in mails(lab) if m[1].get("host") == target["name"]]
+    assert stored and all({name.lower() for name in msg} == MAIL_HEADERS for msg, _f, _e in stored)
+    assert all(len(msg.keys()) == len(MAIL_HEADERS) for msg, _f, _e in stored)
+
+
+def test_no_login_event_claims_the_fake_address(target, lab):
+    logins = [h["json"] for h in hooks(lab) if h["json"]["kind"] == "login" and h["json"]["host"] == target["name"]]
+    ours = [e for e in logins if e["fields"].get("user") in ("alice", "mallory")]
+    assert ours and all(e["fields"].get("address") == CLIENT_ADDRESS for e in ours)
+    assert not [e for e in logins if "6.6.6.6" in json.dumps(e)]
+
+
+def test_every_webhook_body_is_json_with_the_documented_shape(target, lab):
+    records = hooks(lab)
+    assert records and all(set(r["json"]) >= {"source", "kind", "host", "time", "fields", "title"} for r in records)
