@@ -110,7 +110,10 @@ def harden() -> None:
     config_path = var("ssh_hardening_config_path")
     # Who we are and where from, outside sudo (which drops SSH_CONNECTION).
     connection = host.get_fact(facts.ConnectionInfo, _sudo=False)
-    user, address = connection["user"], connection["address"]
+    address = connection["address"]
+    # Not over SSH (@docker, @local): nobody logs in through sshd for this run, so there is no
+    # connecting user to keep allowed; the allowed users' keys are still required.
+    user = connection["user"] if address else ""
     guard_args = dict(
         policy=policy,
         path=config_path,

@@ -341,6 +341,12 @@ def _ssh_probe(h: Any, port: int | None, timeout: int) -> str | None:
             why = "the probe command failed"
         except Exception as exc:  # any failure to log in is the answer
             why = f"{type(exc).__name__}: {exc}".strip()
+            if "no acceptable kex" in str(exc).lower() or type(exc).__name__ == "IncompatiblePeer":
+                return (
+                    f"{why}: pyinfra's SSH client (paramiko) speaks none of the key exchanges sshd now offers, so "
+                    "pyinfra could not reach the host again; add one it speaks (curve25519-sha256) with "
+                    "ssh_hardening_extra_settings.KexAlgorithms, or manage this host with the @docker/@local connector"
+                )
         finally:
             client.close()
         if time.monotonic() + 2 > deadline:
