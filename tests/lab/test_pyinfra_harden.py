@@ -8,6 +8,7 @@ A second bookworm is hardened by harden.yml for the parity checks.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_verify_suite_passes(lab, name):
     text = lab.inventory.read_text()
     if name in DOCKER:
         allow = yaml.safe_load(lab.policy_docker.read_text())["ssh_ratelimit_allowlist"]
-        listed = "[" + ",".join(f"'{a}'" for a in allow) + "]"
+        listed = "'" + json.dumps(allow) + "'"  # the INI parser strips the inner quotes otherwise
         text = re.sub(rf"^({re.escape(name)} .*)$", rf"\1 ssh_ratelimit_allowlist={listed}", text, flags=re.M)
     inventory.write_text(text)
     result = run(
