@@ -373,7 +373,7 @@ def _probe_and_confirm(
             host.log_styled(f"the probe worked but confirming the revert failed: {err.strip()}", fg="red")
         return ok
     plan = f"{REVERT_DIR}/{REVERT_NAME}.json"
-    _run(host, _q(["python3", "-I", f"{REVERT_DIR}/runner.py", "fire", plan]), connector_args)
+    _run(host, _q(["python3", "-I", "-B", f"{REVERT_DIR}/runner.py", "fire", plan]), connector_args)
     host.log_styled(ROLLED_BACK.format(why=why), fg="red")
     return False
 
@@ -381,7 +381,7 @@ def _probe_and_confirm(
 def runner_python(code: str, *args: str) -> str:
     """``python3 -I -c`` with sshward.revert (installed as runner.py) importable as ``runner``."""
     prelude = f"import sys; sys.path.insert(0, {REVERT_DIR!r}); import runner; "
-    return _q(["python3", "-I", "-c", prelude + code, *args])
+    return _q(["python3", "-I", "-B", "-c", prelude + code, *args])
 
 
 def arm_commands(seconds: int, files: list[dict[str, str]], commands: list[list[str]], reason: str) -> list[str]:
