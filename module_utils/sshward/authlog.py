@@ -350,7 +350,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
     (
         "sudo",
         _SUDO,
-        r"\s*(?P<user>\S+) : (?:(?P<what>[^;]*?) ; )?TTY=\S+ ; PWD=.*? ; USER=(?P<runas>\S+) ;"
+        r"\s*(?P<user>\S+) : (?:(?!TTY=|PWD=)(?P<what>[^;]*?) ; )?(?:TTY=\S+ ; )?PWD=.*? ; USER=(?P<runas>\S+) ;"
         r".*? COMMAND=(?P<cmd>.*)",
         ("user", "what", "runas", "cmd"),
     ),
