@@ -457,7 +457,12 @@ def test_fixture_event_counts(name: str, kind: str, count: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["synthetic_bullseye_openssh84_auth.log", "synthetic_bookworm_openssh92_auth.log", "synthetic_trixie_openssh100_auth.log"]
+    "name",
+    [
+        "synthetic_bullseye_openssh84_auth.log",
+        "synthetic_bookworm_openssh92_auth.log",
+        "synthetic_trixie_openssh100_auth.log",
+    ],
 )
 def test_fixture_every_sshd_line_is_understood(name: str) -> None:
     """Every sshd line of the realistic fixtures parses, except the known noise lines."""

@@ -6,13 +6,13 @@ target at LogLevel VERBOSE with rsyslog installed; both the journal
 (``journalctl -o json``) and /var/log/auth.log were kept. Each test checks one
 fact on each of the six captures.
 """
-# ruff: noqa: E501
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
 from sshward.authlog import KIND, AuthEvent, AuthLogParser, Summary, parse_path
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "authlog"
@@ -112,7 +112,9 @@ def test_failed_password_valid_user(suite: str, kind: str) -> None:
 @pytest.mark.parametrize(("suite", "kind"), FILES, ids=IDS)
 def test_failed_password_root_until_max_auth(suite: str, kind: str) -> None:
     evs = events(suite, kind)
-    assert [e.address for e in find(evs, KIND.FAILED_PASSWORD, "root") if e.address != "6.6.6.7"] == [CAPTURES[suite][1]] * 3
+    assert [e.address for e in find(evs, KIND.FAILED_PASSWORD, "root") if e.address != "6.6.6.7"] == [
+        CAPTURES[suite][1]
+    ] * 3
     (mx,) = find(evs, KIND.MAX_AUTH, "root")
     assert (mx.address, mx.preauth) == (CAPTURES[suite][1], True)
 
