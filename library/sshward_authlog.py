@@ -218,9 +218,7 @@ def read_events(module, source, paths, rotated, window_s):
         argv += ["_COMM=sshd", "+", "_COMM=sshd-session", "+", "_COMM=sshd-auth"]
         rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
         if rc != 0:
-            module.fail_json(
-                msg=f"journalctl failed (rc {rc}): {err.strip()}; set source=files to read log files"
-            )
+            module.fail_json(msg=f"journalctl failed (rc {rc}): {err.strip()}; set source=files to read log files")
         lines_events = list(parser.parse_journal(out.splitlines()))
     else:
         files = []
