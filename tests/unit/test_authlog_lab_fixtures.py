@@ -221,3 +221,22 @@ def test_journal_and_file_agree(suite: str) -> None:
         )
 
     assert key(events(suite, "journal.json")) == key(events(suite, "auth.log"))
+
+
+def test_parallel_summary_equals_serial(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(FIX.parents[2] / "bench"))
+    from gen_authlog import generate
+
+    from sshward.authlog import summarize_path_parallel
+
+    log = tmp_path / "gen.log"
+    with log.open("wb") as f:
+        generate(f, 20000, 7, "rfc3339")
+    serial = Summary().add_all(parse_path(str(log), AuthLogParser(year=2026)))
+    par, stats = summarize_path_parallel(str(log), 3, year=2026)
+    assert stats.lines == 20000
+    assert par.to_dict()["sources"] == serial.to_dict()["sources"]
+    assert par.kinds == serial.kinds
+    assert par.offenders(5) == serial.offenders(5)
