@@ -21,11 +21,14 @@ ANSWERS = {
                 "objectClassName": "entity",
                 "handle": "EVIL-1",
                 "roles": ["registrant", "abuse"],
-                "vcardArray": ["vcard", [
-                    ["version", {}, "text", "4.0"],
-                    ["fn", {}, "text", "Evil\r\nBcc: victim@example.org"],
-                    ["email", {}, "text", "x@example.org\r\nBcc: victim@example.org"],
-                ]],
+                "vcardArray": [
+                    "vcard",
+                    [
+                        ["version", {}, "text", "4.0"],
+                        ["fn", {}, "text", "Evil\r\nBcc: victim@example.org"],
+                        ["email", {}, "text", "x@example.org\r\nBcc: victim@example.org"],
+                    ],
+                ],
             },
             {
                 "objectClassName": "entity",
@@ -36,11 +39,14 @@ ANSWERS = {
                         "objectClassName": "entity",
                         "handle": "LAB-ABUSE",
                         "roles": ["abuse"],
-                        "vcardArray": ["vcard", [
-                            ["version", {}, "text", "4.0"],
-                            ["fn", {}, "text", "Lab ISP abuse desk =?utf-8?q?=0D=0ABcc:_x@y?="],
-                            ["email", {}, "text", "abuse@attacker-isp.example"],
-                        ]],
+                        "vcardArray": [
+                            "vcard",
+                            [
+                                ["version", {}, "text", "4.0"],
+                                ["fn", {}, "text", "Lab ISP abuse desk =?utf-8?q?=0D=0ABcc:_x@y?="],
+                                ["email", {}, "text", "abuse@attacker-isp.example"],
+                            ],
+                        ],
                     }
                 ],
             },
@@ -50,7 +56,7 @@ ANSWERS = {
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         with open("/var/log/rdap-requests.log", "a") as f:
             f.write(self.path + "\n")
         addr = self.path.rsplit("/", 1)[-1]
