@@ -14,10 +14,10 @@ description:
     injection-proof parser and returns failures per source address and per user class (root, invalid, valid),
     accepted logins with their keys, and the current offenders.
   - With O(action=ban), bans every offender now, except the allowlist. B(The ban method) is
-    fail2ban (C(fail2ban-client set JAIL banip ...)) when the fail2ban server runs and has the jail: the ban then
+    fail2ban (C(fail2ban-client set JAIL banip ...)) when the fail2ban server runs and has the jail; the ban then
     lives in the same firewall action, expiry, bantime increment and notification as every other ban, and the
     admin lifts it with the usual C(fail2ban-client unban). Without fail2ban it is a managed block of
-    C(sshd: ADDRESS) lines in C(/etc/hosts.deny), which Debian's sshd honours through libwrap and which needs
+    C(sshd) lines, one per address, in C(/etc/hosts.deny), which Debian's sshd honours through libwrap and which needs
     no firewall backend (the rate-limit role owns the firewall); the module refuses that method when the
     sshd binary is not linked with libwrap. hosts.deny entries do not expire; remove them with O(action=unban).
   - An address inside O(allowlist), 127.0.0.0/8 or ::1 is never banned; an invalid allowlist entry fails the
