@@ -292,3 +292,51 @@ def _consume_journal(parser: AuthLogParser, consume: Callable[[Iterator[AuthEven
         _err(f"cannot read the journal: {reason}")
         return 2
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# sshward abuse report
+# --------------------------------------------------------------------------------------------
+
+
+def _abuse_configure(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="abuse_command", metavar="ACTION")
+    sub.required = True
+    r = sub.add_parser("report", help="report addresses to their network's abuse contact (RDAP)")
+    r.add_argument("--config", default="/etc/sshward/abuse.json", help="config file (default %(default)s)")
+    r.add_argument("--address", action="append", default=[], required=True, help="address to report (repeatable)")
+    r.add_argument("--jail", default="", help="the fail2ban jail that banned it (informational)")
+    r.add_argument("--log", action="append", default=[], metavar="FILE", help="read these logs instead of the config's")
+    r.add_argument("--dry-run", action="store_true", help="write the reports for review, send nothing")
+    r.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+@register("abuse", "abuse reports to attackers' network owners (XARF v4 by mail)", _abuse_configure)
+def run_abuse(args: argparse.Namespace) -> int:
+    import syslog
+
+    from . import abuse
+
+    def warn(msg: str) -> None:
+        sys.stderr.write("sshward abuse: warning: " + _safe(msg) + "\n")
+        with contextlib.suppress(OSError):
+            syslog.openlog("sshward-abuse", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+            syslog.syslog(syslog.LOG_WARNING, _safe(msg))
+
+    try:
+        cfg = abuse.load_config(args.config)
+    except ValueError as e:
+        sys.stderr.write("sshward abuse: " + _safe(e) + "\n")
+        return 2
+    if args.dry_run:
+        cfg.dry_run = True
+    lines = abuse.file_lines(args.log) if args.log else None
+    rep = abuse.Reporter(cfg, lines=lines, warn=warn)
+    results = [rep.report(a) for a in args.address]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            extra = f" to {r.recipient}" if r.recipient else ""
+            print(_safe(f"{r.address}: {r.status}{extra}{': ' + r.reason if r.reason else ''}"))
+    return 1 if any(r.status == "failed" for r in results) else 0

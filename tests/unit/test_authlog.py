@@ -421,21 +421,21 @@ def test_accepted_key_with_other_fingerprint_is_not_used() -> None:
 # -- files ------------------------------------------------------------------------------------
 
 FIXTURE_COUNTS = [
-    ("bullseye_openssh84_auth.log", KIND.FAILED_PASSWORD, 8),
-    ("bullseye_openssh84_auth.log", KIND.INVALID_USER, 2),
-    ("bullseye_openssh84_auth.log", KIND.ACCEPTED, 3),
-    ("bullseye_openssh84_auth.log", KIND.NOT_ALLOWED, 6),
-    ("bullseye_openssh84_auth.log", KIND.SUDO_COMMAND, 1),
-    ("bullseye_openssh84_auth.log", KIND.SU_FAILURE, 1),
-    ("bookworm_openssh92_auth.log", KIND.ACCEPTED_KEY, 2),
-    ("bookworm_openssh92_auth.log", KIND.FAILED_PASSWORD, 4),
-    ("bookworm_openssh92_auth.log", KIND.CONNECTION, 5),
-    ("trixie_openssh100_auth.log", KIND.FAILED_PASSWORD, 4),
-    ("trixie_openssh100_auth.log", KIND.CONNECTION_DROPPED, 1),
-    ("bookworm_openssh92_journal.json", KIND.FAILED_PASSWORD, 3),
-    ("bookworm_openssh92_journal.json", KIND.SUDO_COMMAND, 1),
-    ("trixie_openssh100_journal.json", KIND.FAILED_PASSWORD, 3),
-    ("trixie_openssh100_journal.json", KIND.ACCEPTED, 1),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.FAILED_PASSWORD, 8),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.INVALID_USER, 2),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.ACCEPTED, 3),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.NOT_ALLOWED, 6),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.SUDO_COMMAND, 1),
+    ("synthetic_bullseye_openssh84_auth.log", KIND.SU_FAILURE, 1),
+    ("synthetic_bookworm_openssh92_auth.log", KIND.ACCEPTED_KEY, 2),
+    ("synthetic_bookworm_openssh92_auth.log", KIND.FAILED_PASSWORD, 4),
+    ("synthetic_bookworm_openssh92_auth.log", KIND.CONNECTION, 5),
+    ("synthetic_trixie_openssh100_auth.log", KIND.FAILED_PASSWORD, 4),
+    ("synthetic_trixie_openssh100_auth.log", KIND.CONNECTION_DROPPED, 1),
+    ("synthetic_bookworm_openssh92_journal.json", KIND.FAILED_PASSWORD, 3),
+    ("synthetic_bookworm_openssh92_journal.json", KIND.SUDO_COMMAND, 1),
+    ("synthetic_trixie_openssh100_journal.json", KIND.FAILED_PASSWORD, 3),
+    ("synthetic_trixie_openssh100_journal.json", KIND.ACCEPTED, 1),
     ("hostile_journal.json", KIND.FAILED_PASSWORD, 0),
     ("hostile_journal.json", KIND.INVALID_USER, 2),
 ]
@@ -448,7 +448,12 @@ def test_fixture_event_counts(name: str, kind: str, count: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["bullseye_openssh84_auth.log", "bookworm_openssh92_auth.log", "trixie_openssh100_auth.log"]
+    "name",
+    [
+        "synthetic_bullseye_openssh84_auth.log",
+        "synthetic_bookworm_openssh92_auth.log",
+        "synthetic_trixie_openssh100_auth.log",
+    ],
 )
 def test_fixture_every_sshd_line_is_understood(name: str) -> None:
     """Every sshd line of the realistic fixtures parses, except the known noise lines."""
@@ -463,18 +468,18 @@ def test_fixture_every_sshd_line_is_understood(name: str) -> None:
 
 
 def test_bookworm_journal_accepted_key_file() -> None:
-    evs = journal_events(FIX / "bookworm_openssh92_journal.json")
+    evs = journal_events(FIX / "synthetic_bookworm_openssh92_journal.json")
     acc = [e for e in evs if e.kind == KIND.ACCEPTED]
     assert acc[0].authorized_keys_line == 3
 
 
 def test_journal_timestamp_is_realtime_utc() -> None:
-    evs = journal_events(FIX / "trixie_openssh100_journal.json")
+    evs = journal_events(FIX / "synthetic_trixie_openssh100_journal.json")
     assert evs[0].timestamp == datetime(2026, 11, 22, 5, 16, 41, 100001, tzinfo=UTC)
 
 
 def test_journal_program_is_comm() -> None:
-    evs = journal_events(FIX / "trixie_openssh100_journal.json")
+    evs = journal_events(FIX / "synthetic_trixie_openssh100_journal.json")
     assert evs[0].program == "sshd-session"
 
 
@@ -532,8 +537,8 @@ def test_journal_trust(fields: dict[str, object], trusted: bool) -> None:
 
 def test_gzip_is_read_transparently(tmp_path: Path) -> None:
     gz = tmp_path / "auth.log.2.gz"
-    gz.write_bytes(gzip.compress((FIX / "bullseye_openssh84_auth.log").read_bytes()))
-    plain = journal_events(FIX / "bullseye_openssh84_auth.log")
+    gz.write_bytes(gzip.compress((FIX / "synthetic_bullseye_openssh84_auth.log").read_bytes()))
+    plain = journal_events(FIX / "synthetic_bullseye_openssh84_auth.log")
     assert [e.raw for e in journal_events(gz)] == [e.raw for e in plain]
 
 
@@ -602,7 +607,7 @@ def test_overlong_last_line_without_newline() -> None:
 
 @pytest.fixture(scope="module")
 def bullseye() -> Summary:
-    return summarize(journal_events(FIX / "bullseye_openssh84_auth.log"))
+    return summarize(journal_events(FIX / "synthetic_bullseye_openssh84_auth.log"))
 
 
 @pytest.mark.parametrize(
@@ -723,12 +728,12 @@ def test_excerpt_other_address() -> None:
 
 
 def test_excerpt_journal_lines() -> None:
-    lines = (FIX / "trixie_openssh100_journal.json").read_text().splitlines()
+    lines = (FIX / "synthetic_trixie_openssh100_journal.json").read_text().splitlines()
     assert len(excerpt_for("203.0.113.9", lines)) == 2
 
 
 def test_excerpt_ipv6_case_insensitive() -> None:
-    lines = (FIX / "bookworm_openssh92_auth.log").read_text().splitlines()
+    lines = (FIX / "synthetic_bookworm_openssh92_auth.log").read_text().splitlines()
     assert len(excerpt_for("2001:DB8::77", lines)) == 4
 
 

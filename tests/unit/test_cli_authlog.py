@@ -16,7 +16,7 @@ import pytest
 from sshward import cli
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "authlog"
-BULLSEYE = str(FIX / "bullseye_openssh84_auth.log")
+BULLSEYE = str(FIX / "synthetic_bullseye_openssh84_auth.log")
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "module_utils"
 
 
@@ -81,7 +81,7 @@ def test_gz_and_plain_give_same_events(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_several_files_add_up(capsys: pytest.CaptureFixture[str]) -> None:
-    doc = run_json([BULLSEYE, str(FIX / "trixie_openssh100_journal.json")], capsys)
+    doc = run_json([BULLSEYE, str(FIX / "synthetic_trixie_openssh100_journal.json")], capsys)
     assert {e["host"] for e in doc["events"]} == {"bullseye", "trixie"}
 
 
@@ -157,7 +157,7 @@ def test_journal_runs_journalctl_without_shell(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seen: dict[str, Any] = {}
-    data = (FIX / "trixie_openssh100_journal.json").read_bytes()
+    data = (FIX / "synthetic_trixie_openssh100_journal.json").read_bytes()
 
     class FakePopen:
         def __init__(self, argv: Any, **kw: Any) -> None:
