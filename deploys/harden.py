@@ -198,7 +198,9 @@ def harden() -> None:
     if enabled and backend == "nftables":
         apt.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=3600)
     admin = [address] if var("ssh_ratelimit_allow_connecting_address") and address else []
-    if enabled:
+    # The same record the Ansible module keeps beside its saved rules (the verify suite reads it).
+    admins_path = "/etc/sshward/firewall/ratelimit.admin-addresses"
+    if enabled and admin:
         files.directory(
             name="sshward's firewall state directory",
             path="/etc/sshward/firewall",
@@ -208,12 +210,14 @@ def harden() -> None:
         )
         files.put(
             name="Record the admin address added to the allowlist",
-            src=StringIO("\n".join(admin) + "\n" if admin else ""),
-            dest="/etc/sshward/firewall/admin-addresses",
+            src=StringIO("".join(a + "\n" for a in sorted(set(admin)))),
+            dest=admins_path,
             user="root",
             group="root",
-            mode="0644",
+            mode="0600",
         )
+    else:
+        files.file(name="No admin address to record", path=admins_path, present=False)
     ratelimit(
         name="Rate-limit new SSH connections",
         enabled=enabled,
@@ -224,7 +228,7 @@ def harden() -> None:
         trusted_networks=list(var("ssh_ratelimit_trusted_networks") or []),
         trusted_seconds=int(var("ssh_ratelimit_trusted_seconds")),
         trusted_hitcount=int(var("ssh_ratelimit_trusted_hitcount")),
-        allowlist=list(var("ssh_ratelimit_allowlist") or []) + admin,
+        allowlist=list(var("ssh_ratelimit_allowlist") or []) + admin,  # as the module's admin_addresses
         persistent=bool(var("ssh_ratelimit_persistent")),
         connecting_address=address,
     )

@@ -64,16 +64,6 @@ def test_second_run_changes_nothing(hardened, suite):
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_ssh_audit_policy_for_the_release_passes(hardened, suite):
-    lab, _ = hardened
-    version = version_from_package(lab.exec(suite, "dpkg-query", "-W", "-f=${Version}", "openssh-server").stdout)
-    policy = ssh_audit_policy(version)
-    assert policy, f"no ssh-audit policy known for {version}"
-    result = run(["ssh-audit", "-n", "-P", policy, lab.address(suite)], check=False)
-    assert result.returncode == 0, result.stdout[-3000:]
-
-
-@pytest.mark.parametrize("suite", SUITES)
 def test_verify_suite_passes_on_hardened_host(hardened, suite):
     lab, _ = hardened
     result = run(
@@ -81,4 +71,16 @@ def test_verify_suite_passes_on_hardened_host(hardened, suite):
          f"--hosts=ansible://{suite}", "--connection=ansible", f"--ansible-inventory={lab.inventory}"],
         check=False,
     )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+# Last: ssh-audit's many unauthenticated connections trip OpenSSH 9.8+'s PerSourcePenalties,
+# which then refuses the controller for a while ("Connection reset by peer" at key exchange).
+@pytest.mark.parametrize("suite", SUITES)
+def test_ssh_audit_policy_for_the_release_passes(hardened, suite):
+    lab, _ = hardened
+    version = version_from_package(lab.exec(suite, "dpkg-query", "-W", "-f=${Version}", "openssh-server").stdout)
+    policy = ssh_audit_policy(version)
+    assert policy, f"no ssh-audit policy known for {version}"
+    result = run(["ssh-audit", "-n", "-P", policy, lab.address(suite)], check=False)
     assert result.returncode == 0, result.stdout[-3000:]
