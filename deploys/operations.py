@@ -29,7 +29,15 @@ from sshward.effective import Effective, mismatches, parse_sshd_T
 from sshward.guards import authorized_keys_paths, lockout_problems
 from sshward.openssh import filter_moduli, option_aliases
 from sshward.policy import PolicyError, SettingValue, sshd_settings
-from sshward.sshd_config import MemoryFS, load_tree, managed_block, plan_settings, resolve_include, to_text
+from sshward.sshd_config import (
+    MemoryFS,
+    load_tree,
+    managed_block,
+    plan_settings,
+    resolve_include,
+    sftp_only_block,
+    to_text,
+)
 
 from . import facts
 
@@ -88,19 +96,11 @@ def sshd_context(user: str, address: str) -> str:
 
 
 def sftp_block(groups: Sequence[str]) -> list[str]:
-    """The managed ``Match Group`` block for SFTP-only groups (as the module writes it)."""
-    if not groups:
-        return []
-    for group in groups:
-        if not group or any(c.isspace() or c in ",\"'" for c in group):
-            raise OperationError(f"sftp_only_groups: {group!r} is not a plain group name")
-    return [
-        f"Match Group {','.join(groups)}",
-        "    ForceCommand internal-sftp",
-        "    AllowTcpForwarding no",
-        "    X11Forwarding no",
-        "    PermitTunnel no",
-    ]
+    """The managed ``Match Group`` block for SFTP-only groups (the core's, as the module writes it)."""
+    try:
+        return sftp_only_block(groups)
+    except ValueError as exc:
+        raise OperationError(str(exc)) from exc
 
 
 def read_config_tree(path: str) -> tuple[Any, dict[str, bytes]]:

@@ -145,7 +145,13 @@ from ansible.module_utils.sshward.effective import mismatches, parse_sshd_T
 from ansible.module_utils.sshward.guards import Account, lockout_problems
 from ansible.module_utils.sshward.openssh import SSH_QUERIES, option_aliases, parse_version, version_from_package
 from ansible.module_utils.sshward.policy import PolicyError, sshd_settings
-from ansible.module_utils.sshward.sshd_config import load_tree, managed_block, plan_settings, to_text
+from ansible.module_utils.sshward.sshd_config import (
+    load_tree,
+    managed_block,
+    plan_settings,
+    sftp_only_block,
+    to_text,
+)
 
 C_LOCALE = {"LC_ALL": "C"}
 
@@ -234,19 +240,10 @@ class SshdConfigModule:
             self.module.fail_json(msg=missing)
 
     def sftp_block(self):
-        groups = self.params["sftp_only_groups"]
-        if not groups:
-            return []
-        for group in groups:
-            if not group or any(c.isspace() or c in ",\"'" for c in group):
-                self.module.fail_json(msg=f"sftp_only_groups: {group!r} is not a plain group name")
-        return [
-            f"Match Group {','.join(groups)}",
-            "    ForceCommand internal-sftp",
-            "    AllowTcpForwarding no",
-            "    X11Forwarding no",
-            "    PermitTunnel no",
-        ]
+        try:
+            return sftp_only_block(self.params["sftp_only_groups"])
+        except ValueError as exc:
+            self.module.fail_json(msg=str(exc))
 
     def main(self):
         p = self.params

@@ -799,19 +799,7 @@ def _smtp_channel(cfg: AbuseConfig) -> SmtpChannel:
 
 
 def send_smtp(channel: SmtpChannel, msg: EmailMessage, sender: str, recipient: str) -> None:
-    client: smtplib.SMTP
-    if channel.tls == "tls":
-        client = smtplib.SMTP_SSL(channel.host, channel.port, timeout=channel.timeout, context=channel._context())
-    else:
-        client = smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout)
-    with client:
-        client.ehlo()
-        if channel.tls == "starttls":
-            client.starttls(context=channel._context())
-            client.ehlo()
-        if isinstance(channel.username, str) and isinstance(channel.password, str):
-            client.login(channel.username, channel.password)
-        client.send_message(msg, sender, [recipient])
+    channel.deliver(msg, sender, [recipient])
 
 
 class Reporter:

@@ -485,9 +485,12 @@ class SmtpChannel(Channel):
         return ssl.create_default_context(cafile=self.ca_file)
 
     def _send(self, event: Event) -> None:
+        self.deliver(build_mail(event, self.sender, self.recipients), self.sender, self.recipients)
+
+    def deliver(self, msg: EmailMessage, sender: str, recipients: list[str]) -> None:
+        """Send a finished message with this channel's server, TLS mode and login (abuse reports too)."""
         import smtplib
 
-        msg = build_mail(event, self.sender, self.recipients)
         client: smtplib.SMTP
         if self.tls == "tls":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._context())
@@ -500,7 +503,7 @@ class SmtpChannel(Channel):
                 client.ehlo()
             if isinstance(self.username, str) and isinstance(self.password, str):
                 client.login(self.username, self.password)
-            client.send_message(msg, self.sender, self.recipients)
+            client.send_message(msg, sender, recipients)
 
 
 class SendmailChannel(Channel):

@@ -782,3 +782,19 @@ def managed_block(text: str, name: str, lines: Sequence[str]) -> str:
             body += newline
         body += newline.join([begin, *lines, end]) + newline
     return body
+
+
+def sftp_only_block(groups: Sequence[str]) -> list[str]:
+    """The managed Match block limiting ``groups`` to SFTP; ValueError names a bad group."""
+    for group in groups:
+        if not group or any(c.isspace() or c in ",\"'" for c in group):
+            raise ValueError(f"sftp_only_groups: {group!r} is not a plain group name")
+    if not groups:
+        return []
+    return [
+        f"Match Group {','.join(groups)}",
+        "    ForceCommand internal-sftp",
+        "    AllowTcpForwarding no",
+        "    X11Forwarding no",
+        "    PermitTunnel no",
+    ]
