@@ -30,6 +30,9 @@ FRESH_FAILS = {
     # The default policy rate-limits SSH; a fresh host has no rules loaded.
     "SSHW-FW-001", "SSHW-FW-002", "SSHW-FW-003", "SSHW-FW-006", "SSHW-FW-007", "SSHW-FW-008",
     "SSHW-FW-020", "SSHW-FW-021",
+    # harden.yml bans brute-forcers with fail2ban; a fresh host has none.
+    "SSHW-BAN-001", "SSHW-BAN-002", "SSHW-BAN-003", "SSHW-BAN-004", "SSHW-BAN-005", "SSHW-BAN-006",
+    "SSHW-BAN-007", "SSHW-BAN-008", "SSHW-BAN-009", "SSHW-BAN-010", "SSHW-BAN-011", "SSHW-BAN-012",
 }  # fmt: skip
 
 # Families whose every control is broken once below. The rate-limit (SSHW-FW), notification
