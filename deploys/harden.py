@@ -1,4 +1,4 @@
-"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening + ssh_ratelimit).
+"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening + ssh_ratelimit + ssh_bans).
 
     pyinfra inventory.py deploys/harden.py                        # defaults from the roles
     SSHWARD_POLICY=policy.yml pyinfra inventory.py deploys/harden.py   # one YAML policy for both front ends
@@ -8,8 +8,8 @@ Inside your own deploy:
     from deploys import harden
     harden.harden()
 
-Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``sshward_trusted_networks``);
-their defaults are read from roles/*/defaults/main.yml, so inventory data, group data, a
+Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``ssh_bans_*``,
+``sshward_trusted_networks``); their defaults are read from roles/*/defaults/main.yml, so inventory data, group data, a
 ``SSHWARD_POLICY`` YAML file, harden.yml's ``-e @policy.yml`` and ``pytest verify --policy`` all speak
 the same language. Run with sudo rights (``_sudo=True`` in the inventory data, as the lab writes it).
 """
@@ -28,7 +28,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
-from deploys import facts
+from deploys import bans, facts
 from deploys.operations import (
     assert_debian,
     backup_suffix,
@@ -40,7 +40,7 @@ from deploys.operations import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit")
+ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit", "ssh_bans")
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -232,6 +232,9 @@ def harden() -> None:
         persistent=bool(var("ssh_ratelimit_persistent")),
         connecting_address=address,
     )
+
+    # Brute-force bans (ssh_bans): fail2ban, configured by the core's renderer as the role does.
+    bans.apply()
 
 
 def _config_paths(config_path: str) -> list[str]:

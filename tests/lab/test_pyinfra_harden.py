@@ -86,7 +86,7 @@ def lab(tmp_path_factory):
 @pytest.mark.parametrize("name", ["py-bullseye", "py-bookworm", "py-trixie"])
 def test_dry_run_changes_nothing(lab, name):
     before, after, output, rules = lab.dry_digest[name]
-    assert "Detected changes" in output and "Set the sshd policy" in output
+    assert "Detected changes" in output and "Set the sshd policy" in output and "Install fail2ban" in output
     assert before == after
     assert "SSHWARD" not in rules
 
@@ -135,6 +135,17 @@ def test_parity_firewall_rules(lab, tool):
 def test_parity_saved_rules_and_boot_unit(lab):
     cmd = ["sh", "-c", "cat /etc/sshward/firewall/* /etc/systemd/system/sshward-firewall.service"]
     assert lab.exec("ans-bookworm", *cmd).stdout == lab.exec("py-bookworm", *cmd).stdout
+
+
+def test_parity_fail2ban(lab):
+    """Both front ends write the core's fail2ban files, and the running jails agree."""
+    files = ["sh", "-c", "cd /etc/fail2ban && cat jail.d/sshward.local filter.d/sshward-*.conf action.d/sshward-*.conf"]
+    ansible = lab.exec("ans-bookworm", *files).stdout
+    assert "[sshward-sshd-root]" in ansible
+    assert ansible == lab.exec("py-bookworm", *files).stdout
+    for query in (["status"], ["get", "sshd", "actions"], ["get", "sshward-sshd-invalid", "ignoreip"]):
+        cmd = ["fail2ban-client", *query]
+        assert lab.exec("ans-bookworm", *cmd).stdout == lab.exec("py-bookworm", *cmd).stdout, query
 
 
 def test_guards_refuse_with_the_ansible_message(lab):
