@@ -205,13 +205,24 @@ class AuthLogError(Exception):
 
 
 # --------------------------------------------------------------------------------------------
-# Patterns. All message patterns are alternatives of ONE compiled regex, preceded by the syslog
-# header (for text lines) and followed by an optional " [preauth]": one C-level match per line
-# recognises the program, the kind and every field; ``lastgroup`` names the alternative and
+# Patterns: ONE table (``_ALTS``) and ONE compiled message regex (``_MSG_RX``) for both sources.
+# Every message pattern is an alternative of that regex, followed by an optional " [preauth]":
+# one C-level match recognises the kind and every field; ``lastgroup`` names the alternative and
 # ``m.group(*indices)`` fetches its fields in one call. Each alternative is anchored at the end
-# of the line (the trailing ``$`` is shared); client-chosen text that follows sshd's address is
+# of the message (the trailing ``$`` is shared); client-chosen text that follows sshd's address is
 # matched lazily so " [preauth]" is never swallowed. ADDR is a cheap character-class pre-check;
 # ipaddress validates it after.
+#
+# Text lines first go through ``_HEAD_RX`` (timestamp, host, program, pid), which also decides
+# what a line is when it is not an event (another program's, a pid-less forgery); journal
+# records get the same facts from journald's trusted fields. The message regex then runs from
+# the end of the header (``match(line, pos)``, no copy).
+#
+# Prefilter: every sshd alternative starts with a fixed word (its ``starts``, declared in the
+# table beside the pattern). An sshd message whose first four characters (after "error: " or
+# "fatal: ") begin none of them cannot match, so it is counted as unparsed without running the
+# regex. The prefilter only ever skips: it cannot make a line match, and what matches is still
+# decided by the anchored patterns alone.
 # --------------------------------------------------------------------------------------------
 
 _ADDR = r"(?P<addr>[0-9A-Fa-f:.]+(?:%[\w.-]+)?)"
@@ -228,16 +239,19 @@ _ALL = "all"
 _SUDO = "sudo"
 _SU = "su"
 
-# (name, family, pattern, fields). Order: most frequent first (alternatives are tried in turn).
-_ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
+# (name, family, pattern, fields, starts). Order: most frequent first (alternatives are tried in
+# turn). ``starts``: the fixed words the message begins with (the prefilter's keys); empty for
+# patterns that begin with client- or user-chosen text (sudo), which the prefilter never skips.
+_ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     # Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
     (
         "auth",
         _SSHD,
         _AUTH_HEAD + r"(?P<user>.*) from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r")?",
         ("res", "method", "inv", "user", "addr", "port", "ktype", "fp"),
+        ("Fail", "Acce", "Post", "Part"),
     ),
-    ("invalid", _SSHD, r"Invalid user (?P<user>.*) from " + _TAIL, ("user", "addr", "port")),
+    ("invalid", _SSHD, r"Invalid user (?P<user>.*) from " + _TAIL, ("user", "addr", "port"), ("Inva",)),
     (
         "closed",
         _SSHD,
@@ -246,12 +260,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         + r" (?P<user>.*))? "
         + _TAIL,
         ("what", "who", "user", "addr", "port"),
+        ("Conn", "Disc"),
     ),
     (
         "received",
         _SSHD,
         r"Received disconnect from " + _TAIL + r":(?P<code>\d+): (?P<msg>.*?)",
         ("addr", "port", "code", "msg"),
+        ("Rece",),
     ),
     (
         "pam_auth",
@@ -259,6 +275,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         r"pam_unix\((?P<svc>[\w.-]+):auth\): authentication failure; logname=\S* uid=\d+ euid=\d+"
         r" tty=\S* ruser=\S* rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*))?)?",
         ("svc", "rhost", "user"),
+        ("pam_",),
     ),
     (
         "pam_session",
@@ -266,12 +283,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         r"pam_unix\((?P<svc>[\w.-]+):session\): session (?P<oc>opened|closed) for user "
         r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by [^\s(]*(?:\(uid=\d+\))?)?",
         ("svc", "oc", "user"),
+        ("pam_",),
     ),
     (
         "maxauth",
         _SSHD,
         r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from " + _TAIL + " ssh2",
         ("inv", "user", "addr", "port"),
+        ("maxi",),
     ),
     # The reason may repeat client-chosen user names (after a ":"); user names cannot hold ":".
     (
@@ -279,25 +298,29 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         _SSHD,
         r"Disconnecting(?: " + _WHO + r" (?P<user>[^:]*))? " + _TAIL + r": (?P<reason>.*?)",
         ("who", "user", "addr", "port", "reason"),
+        ("Disc",),
     ),
-    ("noident", _SSHD, r"Did not receive identification string from " + _TAIL, ("addr", "port")),
+    ("noident", _SSHD, r"Did not receive identification string from " + _TAIL, ("addr", "port"), ("Did ",)),
     (
         "banner",
         _SSHD,
         r"banner exchange: Connection from " + _TAIL + r": (?P<reason>.*?)",
         ("addr", "port", "reason"),
+        ("bann",),
     ),
     (
         "negotiate",
         _SSHD,
         r"Unable to negotiate with " + _TAIL + r": no matching (?P<what>.+?) found\. Their offer: .*?",
         ("addr", "port", "what"),
+        ("Unab",),
     ),
     (
         "accepted_key",
         _SSHD,
         r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)",
         ("ktype", "fp", "file", "line"),
+        ("Acce",),
     ),
     # Certificate form: the key ID is client-chosen and follows the address; sshd cuts user
     # names at ":" so the user cannot reach past "ssh2: TYPE SHA256:".
@@ -313,12 +336,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         + _FP
         + r" ID (?P<certid>.*) \(serial (?P<serial>\d+)\) CA (?P<catype>\S+) (?P<cafp>\S+)",
         ("res", "method", "inv", "user", "addr", "port", "ktype", "fp", "certid", "serial", "catype", "cafp"),
+        ("Fail", "Acce", "Post", "Part"),
     ),
     (
         "conn_from",
         _SSHD,
         r"Connection from " + _TAIL + r" on \S+ port \d+(?: rdomain .*?)?",
         ("addr", "port"),
+        ("Conn",),
     ),
     (
         "not_allowed_host",
@@ -327,6 +352,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
         r"|none of user's groups are listed in AllowGroups)",
         ("user", "rhost", "reason"),
+        ("User",),
     ),
     (
         "not_allowed",
@@ -334,19 +360,22 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         r"User (?P<user>\S+) not allowed because (?P<reason>account is locked"
         r"|shell .+ does not exist|shell .+ is not executable)",
         ("user", "reason"),
+        ("User",),
     ),
-    ("timeout", _SSHD, r"Timeout before authentication for " + _TAIL, ("addr", "port")),
+    ("timeout", _SSHD, r"Timeout before authentication for " + _TAIL, ("addr", "port"), ("Time",)),
     (
         "drop",
         _SSHD,
         r"drop connection #\d+ from \[" + _ADDR + r"\]:(?P<port>\d{1,5}) on \[[^\]]*\]:\d+ (?P<reason>.*?)",
         ("addr", "port", "reason"),
+        ("drop",),
     ),
     (
         "su",
         _SU,
         r"(?P<failed>FAILED SU |FAILED RUNUSER )?\(to (?P<to>\S+)\) (?P<user>\S*) on \S+",
         ("failed", "to", "user"),
+        ("FAIL", "(to "),
     ),
     (
         "sudo",
@@ -354,6 +383,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...]]] = [
         r"\s*(?P<user>\S+) : (?:(?!TTY=|PWD=)(?P<what>[^;]*?) ; )?(?:TTY=\S+ ; )?PWD=.*? ; USER=(?P<runas>\S+) ;"
         r".*? COMMAND=(?P<cmd>.*)",
         ("user", "what", "runas", "cmd"),
+        (),
     ),
 ]
 
@@ -362,7 +392,7 @@ _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 def _build_body() -> str:
     parts = []
-    for name, _family, pat, _fields in _ALTS:
+    for name, _family, pat, _fields, _starts in _ALTS:
         # " [preauth]" goes inside each alternative, so that the alternative is the last group
         # closed and Match.lastgroup names it.
         renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?P<pre> \[preauth\])?")
@@ -370,27 +400,29 @@ def _build_body() -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-_BODY = _build_body()
-_PROGS = r"(?P<prog>sshd-session|sshd-auth|sshd|sudo|su)"
+_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _build_body() + "$")
+# {alternative group: (indices of " [preauth]" and the fields, family, name)}
+_IDX = {
+    f"A_{name}": (tuple(_MSG_RX.groupindex[f"{name}__{f}"] for f in ("pre", *fields)), family, name)
+    for name, family, _pat, fields, _starts in _ALTS
+}
+# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
+# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
+_SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 _TS = (
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
-_LINE_RX = re.compile(_TS + r" (?P<host>\S+) " + _PROGS + r"(?:\[(?P<pid>\d+)\])?: (?:error: |fatal: )?" + _BODY + "$")
-_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _BODY + "$")
+# The syslog header; the tag is any program's (the line is then classified by it).
+_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ")
 
 
-def _indices(rx: re.Pattern[str], head: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], str, str]]:
-    gi = rx.groupindex
-    out = {}
-    for name, family, _pat, fields in _ALTS:
-        idx = tuple(gi[h] for h in head) + tuple(gi[f"{name}__{f}"] for f in ("pre", *fields))
-        out["A_" + name] = (idx, family, name)
-    return out
+def _sshd_prefilter(msg: str, pos: int = 0) -> bool:
+    """False when an sshd message starting at ``pos`` cannot match any sshd alternative."""
+    if msg.startswith("error: ", pos) or msg.startswith("fatal: ", pos):
+        pos += 7
+    return msg[pos : pos + 4] in _SSHD_STARTS
 
-
-_LINE_IDX = _indices(_LINE_RX, ("ts", "host", "prog", "pid"))
-_MSG_IDX = _indices(_MSG_RX, ())
 
 _NOT_ALLOWED = {
     "not listed in AllowUsers": "not_in_allowusers",
@@ -672,8 +704,10 @@ class AuthLogParser:
     def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
         """Parse syslog text lines; yields events, unmatched lines are only counted."""
         st = self.stats
-        match = _LINE_RX.match
-        idx = _LINE_IDX
+        head = _HEAD_RX.match
+        body = _MSG_RX.match
+        idx = _IDX
+        starts = _SSHD_STARTS
         build = self._build
         timestamp = self._timestamp
         n = events = 0
@@ -687,32 +721,43 @@ class AuthLogParser:
                 if len(line) > MAX_LINE:
                     st.oversized += 1
                     continue
-                m = match(line)
-                if m is None:
+                h = head(line)
+                if h is None:
                     self._classify(line)
                     continue
-                gi, family, name = idx[m.lastgroup]  # type: ignore[index]
-                v = m.group(*gi)
-                ts_s, host, prog, pid_s, pre = v[0], v[1], v[2], v[3], v[4]
-                if family == _SSHD:
+                ts_s, host, prog, pid_s = h.group(1, 2, 3, 4)
+                if prog not in PROGRAMS:
+                    st.other += 1
+                    continue
+                pos = h.end()
+                if prog in SSHD_PROGRAMS:
                     if pid_s is None:
                         st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
                         continue
-                    if prog[:4] != "sshd":
+                    key = line[pos : pos + 4]
+                    if key not in starts and (key not in ("erro", "fata") or not _sshd_prefilter(line, pos)):
                         st.unparsed += 1
                         continue
-                elif family != _ALL and family != prog:
-                    st.unparsed += 1
-                    continue
+                    m = body(line, pos)
+                    if m is None:
+                        st.unparsed += 1
+                        continue
+                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
+                    if family != _SSHD and family != _ALL:
+                        st.unparsed += 1
+                        continue
+                else:
+                    m = body(line, pos)
+                    if m is None:
+                        st.unparsed += 1
+                        continue
+                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
+                    if family != _ALL and family != prog:
+                        st.unparsed += 1
+                        continue
+                v = m.group(*gi)
                 ev = build(
-                    name,
-                    v[5:],
-                    timestamp(ts_s),
-                    host,
-                    prog,
-                    int(pid_s) if pid_s else None,
-                    pre is not None,
-                    line,
+                    name, v[1:], timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[0] is not None, line
                 )
                 if ev is None:
                     st.unparsed += 1
@@ -724,7 +769,7 @@ class AuthLogParser:
             st.events += events
 
     def _classify(self, line: str) -> None:
-        """Account for a line the combined pattern did not match: not ours, malformed,
+        """Account for a line whose header ``_HEAD_RX`` did not recognise: not ours, malformed,
         untrusted (pid-less sshd) or unparsed."""
         st = self.stats
         if line[:1].isdigit():
@@ -773,11 +818,14 @@ class AuthLogParser:
         if not isinstance(msg, str) or len(msg) > MAX_LINE:
             st.unparsed += 1
             return None
+        if comm in SSHD_PROGRAMS and not _sshd_prefilter(msg):
+            st.unparsed += 1
+            return None
         m = _MSG_RX.match(msg)
         if m is None:
             st.unparsed += 1
             return None
-        gi, family, name = _MSG_IDX[m.lastgroup]  # type: ignore[index]
+        gi, family, name = _IDX[m.lastgroup]  # type: ignore[index]
         ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
         if not ok:
             st.unparsed += 1
