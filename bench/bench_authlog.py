@@ -12,8 +12,10 @@ temporary file first. The same file, in the same run, is also processed by:
   (``--fail2ban-container``; the file is copied in with ``docker cp``). Its time includes
   fail2ban-regex's start-up (about half a second), negligible at a million lines.
 
-The output is one JSON object; ``--markdown`` also replaces the "Auth-log parser" section
-of that file (other sections are kept) with a table of lines/s and ratios.
+The output is one JSON object; ``--markdown`` also replaces the "Auth-log parser" section of
+docs/benchmarks.md (through bench/results.py, other sections are kept) with a table of lines/s
+and ratios. The machine's load average is recorded when the run starts and when it ends: others
+share the machine, so say how busy it was.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(HERE.parent / "module_utils"))
 sys.path.insert(0, str(HERE))
 
 from gen_authlog import generate  # noqa: E402
+from results import write_section  # noqa: E402
 
 from sshward.authlog import AuthLogParser, Summary, parse_path, summarize_path_parallel  # noqa: E402
 
@@ -164,10 +167,11 @@ def markdown(result: dict[str, Any]) -> str:
     out = [
         "## Auth-log parser",
         "",
-        "`python bench/bench_authlog.py --fail2ban-container CONTAINER --markdown docs/benchmarks.md`: "
+        "`python bench/bench_authlog.py --fail2ban-container CONTAINER --markdown`: "
         f"one {result['input']['lines']:,}-line generated auth.log ({result['input']['bytes']:,} bytes, "
         f"{result['input']['format']} timestamps), every tool on the same file in the same run; "
-        f"Python {m['python']}, {m['cpu_count']} CPUs, load average {m.get('load', 'n/a')} when it started. "
+        f"Python {m['python']}, {m['cpu_count']} CPUs; load average (1, 5, 15 min) {m.get('load', 'n/a')} when it "
+        f"started and {m.get('load_after', 'n/a')} when it ended (other helpers share this machine). "
         f"fail2ban-regex ({r.get('fail2ban', {}).get('version', 'n/a')}) ran in a lab container on the same machine "
         "(its time includes its start-up, negligible here).",
         "",
@@ -180,16 +184,9 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_markdown(path: str, section: str) -> None:
-    text = Path(path).read_text() if os.path.exists(path) else "# Benchmarks\n\n"
-    start = text.find("## Auth-log parser")
-    if start >= 0:
-        nxt = text.find("\n## ", start + 3)
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+def write_markdown(section: str) -> None:
+    title, _, body = section.partition("\n")
+    write_section(title.removeprefix("## "), body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,11 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=["rfc3339", "classic"], default="rfc3339")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--fail2ban-container", default=None, help="lab container with fail2ban installed")
-    ap.add_argument("--markdown", default=None, help="update the 'Auth-log parser' section of this file")
+    ap.add_argument(
+        "--markdown", action="store_true", help="update the 'Auth-log parser' section of docs/benchmarks.md"
+    )
     ap.add_argument("--from-json", default=None, help="only render --markdown from a saved JSON result")
     a = ap.parse_args(argv)
     if a.from_json:
-        write_markdown(a.markdown or "docs/benchmarks.md", markdown(json.loads(Path(a.from_json).read_text())))
+        write_markdown(markdown(json.loads(Path(a.from_json).read_text())))
         return 0
     tmp = None
     path = a.file
@@ -234,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         result["results"]["sshward_parallel"] = bench_parallel(path, n, a.repeat, os.cpu_count() or 2)
         result["results"]["grep_awk"] = bench_grep_awk(path, n, a.repeat)
         result["results"]["fail2ban"] = bench_fail2ban(path, n, a.fail2ban_container)
+        result["machine"]["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
         if tmp:
             os.unlink(tmp)
     print(json.dumps(result, indent=2))
     if a.markdown:
-        write_markdown(a.markdown, markdown(result))
+        write_markdown(markdown(result))
     return 0
 
 
