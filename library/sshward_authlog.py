@@ -178,7 +178,7 @@ import ipaddress
 import os
 import re
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sshward.authlog import (
@@ -238,7 +238,7 @@ def read_events(module, source, paths, rotated, window_s):
                 except AuthLogError as e:
                     module.fail_json(msg=f"paths: {e}")
     if window_s:
-        cutoff = datetime.now(UTC) - timedelta(seconds=window_s)
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=window_s)
         lines_events = [e for e in lines_events if e.timestamp is None or e.timestamp >= cutoff]
     return source, parser, lines_events
 
