@@ -1,7 +1,7 @@
 """pyinfra deploy: brute-force bans with fail2ban, as the ssh_bans role does (harden.py runs it last).
 
     from deploys import bans
-    bans.bans()          # on its own, or as harden.py does: bans.apply() inside its deploy
+    bans.bans()          # on its own, or as harden.py does: bans.apply(address) inside its deploy
 
 Data keys are the ssh_bans role variables (``ssh_bans_*``, ``sshward_trusted_networks``) with the
 role's defaults. The jails, sshd filters and actions are rendered by the core (``sshward.bans``), the
@@ -57,7 +57,7 @@ def var(name: str, depth: int = 0) -> Any:
     return value
 
 
-def settings_params(log_backend: str, logpath: str, firewall: str) -> dict[str, Any]:
+def settings_params(log_backend: str, logpath: str, firewall: str, connecting_address: str = "") -> dict[str, Any]:
     """The role's ``sshward_fail2ban`` arguments (roles/ssh_bans/tasks/jails.yml), from host data."""
     keys = (
         "trusted_networks", "ignoreip_extra", "ports", "bantime", "findtime", "bantime_increment", "bantime_factor",
@@ -66,6 +66,8 @@ def settings_params(log_backend: str, logpath: str, firewall: str) -> dict[str, 
     )  # fmt: skip
     params = {key: var(f"ssh_bans_{key}") for key in keys}
     params.update(log_backend=log_backend, logpath=logpath, firewall=firewall)
+    ignore_admin = var("ssh_bans_ignore_connecting_address") and connecting_address
+    params["admin_addresses"] = [connecting_address] if ignore_admin else []
     return params
 
 
@@ -103,11 +105,15 @@ def fail2ban_config(params: Mapping[str, Any], config_dir: str = CONFIG_DIR) -> 
 
 @deploy("Brute-force bans (sshward)", data_defaults=role_defaults())
 def bans() -> None:
-    apply()
+    # Who we are, outside sudo (which drops SSH_CONNECTION); empty when not over SSH (@docker, @local).
+    apply(host.get_fact(facts.ConnectionInfo, _sudo=False)["address"])
 
 
-def apply() -> None:
-    """The operations, within the calling deploy (harden.py's, whose data defaults include ssh_bans')."""
+def apply(connecting_address: str = "") -> None:
+    """The operations, within the calling deploy (harden.py's, whose data defaults include ssh_bans').
+
+    ``connecting_address``: the address this run comes from, never banned (``ssh_bans_ignore_connecting_address``).
+    """
     if not var("ssh_bans_enabled"):
         return
     if var("ssh_bans_abuse_reports"):
@@ -118,7 +124,8 @@ def apply() -> None:
     existing = [p for p in core.AUTH_LOGS if host.get_fact(File, path=p)]
     try:
         log_backend, logpath = core.log_source(str(var("ssh_bans_backend")), existing)
-        params = settings_params(log_backend, logpath, firewall_backend(var("ssh_bans_firewall_backend")))
+        firewall = firewall_backend(var("ssh_bans_firewall_backend"))
+        params = settings_params(log_backend, logpath, firewall, connecting_address)
         packages = core.packages(core.settings(params))
     except (core.BanError, fw.FirewallError) as exc:
         raise OperationError(str(exc)) from exc

@@ -234,7 +234,7 @@ def harden() -> None:
     )
 
     # Brute-force bans (ssh_bans): fail2ban, configured by the core's renderer as the role does.
-    bans.apply()
+    bans.apply(address)
 
 
 def _config_paths(config_path: str) -> list[str]:

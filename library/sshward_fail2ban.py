@@ -48,6 +48,13 @@ options:
     type: list
     elements: str
     default: []
+  admin_addresses:
+    description:
+      - The address(es) the admin connects from (the role passes the one Ansible connects from), never banned, so
+        a burst of failed logins or scans from the admin's own machine cannot lock the admin out.
+    type: list
+    elements: str
+    default: []
   ports:
     description: The SSH ports the ban actions close.
     type: list
@@ -155,7 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sshward.bans import BanError, config_files, settings
 
 SETTING_KEYS = (
-    "firewall", "log_backend", "logpath", "trusted_networks", "ignoreip_extra", "ports", "bantime", "findtime",
+    "firewall", "log_backend", "logpath", "trusted_networks", "ignoreip_extra", "admin_addresses", "ports", "bantime", "findtime",
     "bantime_increment", "bantime_factor", "bantime_maxtime", "maxretry", "root_maxretry", "invalid_maxretry",
     "valid_maxretry", "recidive_enabled", "recidive_bantime", "recidive_findtime", "recidive_maxretry", "notify",
     "notify_command", "abuse_reports",
@@ -191,6 +198,7 @@ def main():
             logpath=dict(type="path", default="/var/log/auth.log"),
             trusted_networks=dict(type="list", elements="str", default=[]),
             ignoreip_extra=dict(type="list", elements="str", default=[]),
+            admin_addresses=dict(type="list", elements="str", default=[]),
             ports=dict(type="list", elements="int", default=[22]),
             bantime=dict(type="str", default="1h"),
             findtime=dict(type="str", default="10m"),

@@ -167,6 +167,7 @@ class BanSettings:
     logpath: str = "/var/log/auth.log"
     trusted_networks: tuple[str, ...] = ()
     ignoreip_extra: tuple[str, ...] = ()
+    admin_addresses: tuple[str, ...] = ()
     ports: tuple[int, ...] = (22,)
     bantime: str = "1h"
     findtime: str = "10m"
@@ -188,7 +189,7 @@ class BanSettings:
 
     @property
     def ignoreip(self) -> list[str]:
-        return [*ALWAYS_IGNORED, *self.trusted_networks, *self.ignoreip_extra]
+        return [*ALWAYS_IGNORED, *self.trusted_networks, *self.ignoreip_extra, *self.admin_addresses]
 
 
 def _text(value: Any) -> str:
@@ -256,6 +257,7 @@ def settings(params: Mapping[str, Any]) -> BanSettings:
         logpath=_path("logpath", get("logpath") or d.logpath),
         trusted_networks=_networks("trusted_networks", get("trusted_networks") or ()),
         ignoreip_extra=_networks("ignoreip_extra", get("ignoreip_extra") or ()),
+        admin_addresses=_networks("admin_addresses", get("admin_addresses") or ()),
         ports=tuple(ports),
         bantime=_duration("bantime", get("bantime", d.bantime)),
         findtime=_duration("findtime", get("findtime", d.findtime)),

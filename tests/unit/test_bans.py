@@ -71,9 +71,9 @@ def test_journal_or_file_in_every_sshd_jail():
 
 def test_trusted_networks_are_ignored_and_notify_and_abuse_actions_follow_the_switches():
     s = role_settings(trusted_networks=["192.0.2.0/24", "2001:db8::/32"], ignoreip_extra=["198.51.100.7"],
-                      abuse_reports=True)  # fmt: skip
+                      admin_addresses=["203.0.113.9"], abuse_reports=True)  # fmt: skip
     parsed = jails(bans.render_jails(s))
-    assert parsed.get("DEFAULT", "ignoreip") == "127.0.0.1/8 ::1 192.0.2.0/24 2001:db8::/32 198.51.100.7"
+    assert parsed.get("DEFAULT", "ignoreip") == ("127.0.0.1/8 ::1 192.0.2.0/24 2001:db8::/32 198.51.100.7 203.0.113.9")
     action = parsed.get("DEFAULT", "action")
     assert 'sshward-notify[notify="/usr/local/sbin/sshward-notify"]' in action and "sshward-abuse" in action
     quiet = jails(bans.render_jails(role_settings(notify=False)))
@@ -88,6 +88,7 @@ def test_trusted_networks_are_ignored_and_notify_and_abuse_actions_follow_the_sw
         ("trusted_networks", ["192.0.2.0/24\n[sshd]"], "trusted_networks"),
         ("trusted_networks", ["not-a-network"], "trusted_networks"),
         ("ignoreip_extra", ["10.0.0.0/8 ::/0"], "ignoreip_extra"),
+        ("admin_addresses", ["203.0.113.9\nbantime = 1"], "admin_addresses"),
         ("notify_command", "/usr/local/sbin/notify; touch /tmp/x", "notify_command"),
         ("notify_command", 'x"]\naction = y', "notify_command"),
         ("logpath", "/var/log/auth.log\nenabled = false", "logpath"),
