@@ -122,8 +122,10 @@ def test_bantime_increment(f2b, bans):
 
 @pytest.mark.control("SSHW-BAN-010", "the sshd jail runs fail2ban's filter in aggressive mode")
 def test_aggressive(f2b):
-    # Only the aggressive (ddos/extra) mode has the pre-auth banner/identification patterns.
-    assert "banner exchange" in f2b("get", "sshd", "failregex")
+    # aggressive = ddos + extra: the missing-identification (ddos) and failed-negotiation (extra) patterns,
+    # present in fail2ban 0.11 (bullseye) to 1.1 (trixie); normal mode has neither.
+    failregex = f2b("get", "sshd", "failregex")
+    assert "Did not receive identification string" in failregex and "Unable to negotiate with" in failregex
 
 
 @pytest.mark.control("SSHW-BAN-011", "the jails read where sshd logs (journal or auth.log)")
