@@ -45,10 +45,10 @@ _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @cache
-def role_defaults() -> dict[str, Any]:
+def role_defaults(roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
     """Every role variable with its default, from the roles' defaults/main.yml (as verify/ reads them)."""
     out: dict[str, Any] = {}
-    for role in ROLES:
+    for role in roles:
         path = ROOT / "roles" / role / "defaults" / "main.yml"
         out.update(yaml.safe_load(path.read_text()) or {})
     return out

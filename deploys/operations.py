@@ -384,14 +384,14 @@ def runner_python(code: str, *args: str) -> str:
     return _q(["python3", "-I", "-B", "-c", prelude + code, *args])
 
 
-def arm_commands(seconds: int, files: list[dict[str, str]], commands: list[list[str]], reason: str) -> list[str]:
+def arm_commands(
+    seconds: int, files: list[dict[str, str]], commands: list[list[str]], reason: str, name: str = REVERT_NAME
+) -> list[str]:
     """Install sshward.revert's source as the runner and arm it with its own ``arm``."""
-    revert.plan_document(REVERT_NAME, seconds, files, commands, reason)  # refuses bad input here, on the controller
+    revert.plan_document(name, seconds, files, commands, reason)  # refuses bad input here, on the controller
     source = inspect.getsource(revert)
     args = base64.b64encode(
-        json.dumps(
-            {"name": REVERT_NAME, "seconds": seconds, "files": files, "commands": commands, "reason": reason}
-        ).encode()
+        json.dumps({"name": name, "seconds": seconds, "files": files, "commands": commands, "reason": reason}).encode()
     ).decode()
     return [
         f"install -d -m 0700 {shlex.quote(REVERT_DIR)}",

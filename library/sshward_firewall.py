@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: rate-limit (or, during an incident, restrict) new SSH connections in sshward's own chains."""
 
-
 from __future__ import annotations
 
 DOCUMENTATION = r"""
