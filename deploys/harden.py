@@ -1,4 +1,4 @@
-"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening + ssh_ratelimit).
+"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening, ssh_ratelimit, ssh_notify).
 
     pyinfra inventory.py deploys/harden.py                        # defaults from the roles
     SSHWARD_POLICY=policy.yml pyinfra inventory.py deploys/harden.py   # one YAML policy for both front ends
@@ -232,6 +232,12 @@ def harden() -> None:
         persistent=bool(var("ssh_ratelimit_persistent")),
         connecting_address=address,
     )
+
+    # Login notifications (ssh_notify): a step of its own, so it can follow the role's changes.
+    # Imported here because deploys.notify builds on this module's role helpers.
+    from deploys.notify import notify_hook
+
+    notify_hook()
 
 
 def _config_paths(config_path: str) -> list[str]:
