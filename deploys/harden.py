@@ -40,6 +40,8 @@ from deploys.operations import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The role files the deploys read: the checkout's roles/, or the copy an installed package carries.
+ROLES_DIR = ROOT / "roles" if (ROOT / "roles").is_dir() else Path(__file__).resolve().parent / "_roles"
 ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit")
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -49,7 +51,7 @@ def role_defaults(roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
     """Every role variable with its default, from the roles' defaults/main.yml (as verify/ reads them)."""
     out: dict[str, Any] = {}
     for role in roles:
-        path = ROOT / "roles" / role / "defaults" / "main.yml"
+        path = ROLES_DIR / role / "defaults" / "main.yml"
         out.update(yaml.safe_load(path.read_text()) or {})
     return out
 
@@ -57,7 +59,7 @@ def role_defaults(roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
 @cache
 def policy_keys() -> tuple[str, ...]:
     """The keys of the policy the role hands to the core (roles/ssh_hardening/vars/main.yml)."""
-    data = yaml.safe_load((ROOT / "roles" / "ssh_hardening" / "vars" / "main.yml").read_text())
+    data = yaml.safe_load((ROLES_DIR / "ssh_hardening" / "vars" / "main.yml").read_text())
     return tuple(data["_ssh_hardening_policy"])
 
 

@@ -53,6 +53,14 @@ DEFAULTS = {**role_defaults(ROLES), **policy_file_data()}
 INCIDENT = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
+def flag(name: str) -> bool:
+    """A boolean data key; ``--data key=false`` on pyinfra's command line gives the string 'false'."""
+    value = var(name)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
 def evidence_dir() -> str:
     """``ssh_lockdown_evidence_dir``; the role's default names the playbook's directory: here, the current one."""
     value = str(var("ssh_lockdown_evidence_dir"))
@@ -103,7 +111,7 @@ def lockdown() -> None:
     admin_address_known(name="Refuse to start when the admin address cannot be told", address=address)
     if not address:
         return
-    if var("ssh_lockdown_confirm"):
+    if flag("ssh_lockdown_confirm"):
         confirm_restrict(name="Keep the address restriction (cancel its armed revert)")
         return
 
@@ -126,7 +134,7 @@ def lockdown() -> None:
     intruders = list(dict.fromkeys([*given, *foreign]))
 
     restricted = None
-    if var("ssh_lockdown_restrict"):
+    if flag("ssh_lockdown_restrict"):
         restricted = restrict(
             name="Step 1, new SSH connections only from the admin addresses",
             admin_networks=[as_network(a) for a in admin],
@@ -140,11 +148,11 @@ def lockdown() -> None:
         )
 
     killed = None
-    if var("ssh_lockdown_kill_sessions"):
+    if flag("ssh_lockdown_kill_sessions"):
         killed = kill_sessions(name="Step 2, kill every SSH session not from an admin address", admin_networks=admin)
 
     passwords = None
-    if var("ssh_lockdown_disable_passwords"):
+    if flag("ssh_lockdown_disable_passwords"):
         passwords = sshd_config(
             name="Step 3, password and keyboard-interactive logins off (with the lockout guards)",
             settings={"PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no"},
@@ -164,7 +172,7 @@ def lockdown() -> None:
     )  # fmt: skip
 
     keys = None
-    if var("ssh_lockdown_quarantine_keys"):
+    if flag("ssh_lockdown_quarantine_keys"):
         story = host.get_fact(
             LockdownQuery,
             request={"action": "collect", "path": store, "incident_id": incident, "parts": ["logs"],
@@ -181,13 +189,13 @@ def lockdown() -> None:
         logger.warning(f"{host.print_prefix}ssh_lockdown_lock_accounts is not done by the pyinfra deploy yet")
 
     banned = None
-    if var("ssh_lockdown_ban"):
+    if flag("ssh_lockdown_ban"):
         banned = ban(name="Step 5, the intruder's addresses banned (fail2ban sshd jail)", addresses=intruders)
-    if var("ssh_lockdown_quarantine_executables"):
+    if flag("ssh_lockdown_quarantine_executables"):
         logger.warning(f"{host.print_prefix}ssh_lockdown_quarantine_executables is not done by the pyinfra deploy yet")
 
     notified = None
-    if var("ssh_lockdown_notify"):
+    if flag("ssh_lockdown_notify"):
         notified = notify_event(
             name="Step 7, a lockdown event through the notifier",
             command=str(var("ssh_lockdown_notify_command")),

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -25,11 +26,13 @@ from pyinfra.api import OperationError, deploy, operation
 from pyinfra.operations import files
 
 from deploys import facts
-from deploys.harden import ROOT, role_defaults, var
+from deploys.harden import ROLES_DIR, role_defaults, var
 from deploys.operations import write_file_command
 from sshward import notify as core_notify
 
-ROLE = ROOT / "roles" / "ssh_notify"
+ROLE = ROLES_DIR / "ssh_notify"
+#: The core package as installed (the checkout's module_utils/sshward, or site-packages).
+CORE = Path(core_notify.__file__).resolve().parent
 ROLES = ("ssh_notify",)
 PAM_SSHD = "/etc/pam.d/sshd"
 #: The role inserts the hook before the first session pam_env line (see roles/ssh_notify/tasks/pam.yml).
@@ -133,7 +136,7 @@ def notify_hook() -> None:
     for name in rv["_ssh_notify_core_files"]:
         files.put(
             name=f"Notifier module {name} (the sshward core)",
-            src=str(ROOT / "module_utils" / "sshward" / name),
+            src=str(CORE / name),
             dest=f"{install_dir}/sshward/{name}",
             user="root", group="root", mode="0644",
         )  # fmt: skip
