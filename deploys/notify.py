@@ -156,3 +156,8 @@ def notify_hook() -> None:
         user="root", group="root", mode="0600",
     )  # fmt: skip
     pam_session_hook(name="Hook the notifier into sshd's PAM session stack", present=True)
+
+
+# Run on its own (`pyinfra INVENTORY deploys/notify.py`); the harden deploy calls it as its last step.
+if __name__ in ("builtins", "__main__"):
+    notify_hook()

@@ -11,6 +11,7 @@ the intruder's key into the evidence, which is fetched to the controller.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -189,6 +190,57 @@ def test_refuses_without_an_admin_address(lab, tmp_path):
     )  # fmt: skip
     assert "Refusing to start: no admin address is known." in proc.stdout + proc.stderr
     assert proc.returncode != 0
+
+
+# ------------------------------------------------ the harden deploy's notifier step, on the same target
+
+NOTIFY_DATA = {"ssh_notify_channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook", "name": "lab"}]}
+
+
+@pytest.fixture(scope="module")
+def notified(lab):
+    inventory = lab.dir / "inventory-notify.py"
+    data = {
+        "_sudo": True,
+        "ssh_user": "admin",
+        "ssh_key": str(lab.dir / "id_ed25519"),
+        "ssh_known_hosts_file": str(lab.dir / "known_hosts"),
+        "ssh_strict_host_key_checking": "yes",
+        **NOTIFY_DATA,
+    }
+    inventory.write_text(f"hosts = [({lab.address('target')!r}, {data!r})]\n")
+    env = {"PYTHONPATH": f"{ROOT / 'module_utils'}:{ROOT}"}
+    argv = ["pyinfra", "-y", str(inventory), "deploys/notify.py"]
+    first = run(argv, env=env, cwd=ROOT, timeout=600)
+    second = run(argv, env=env, cwd=ROOT, timeout=600)
+    return first.stdout + first.stderr, second.stdout + second.stderr
+
+
+def test_notify_hook_before_pam_env(notified, lab):
+    lines = [ln.strip() for ln in lab.exec("target", "cat", "/etc/pam.d/sshd").stdout.splitlines()]
+    hook = "session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify pam"
+    assert lines.count(hook) == 1
+    assert lines[lines.index(hook) + 1].split()[:3] == ["session", "required", "pam_env.so"]
+
+
+def test_notify_config_root_only_and_valid(notified, lab):
+    assert lab.exec("target", "stat", "-c", "%a %U", "/etc/sshward/notify.json").stdout.split() == ["600", "root"]
+    check = lab.exec("target", "/usr/local/sbin/sshward-notify", "check", "/etc/sshward/notify.json", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_notify_second_run_changes_nothing(notified):
+    assert re.search(r"Grand total\s+\d+\s+-\s+-", notified[1]), notified[1][-1500:]
+
+
+def test_a_login_is_spooled_by_the_hook(notified, lab):
+    assert lab.ssh("target", "admin", "true").returncode == 0
+    for _ in range(20):
+        spooled = lab.exec("target", "sh", "-c", "ls /var/spool/sshward/notify/ 2>/dev/null; true").stdout.split()
+        if any(name.endswith(".json") for name in spooled):
+            break
+        time.sleep(1)
+    assert any(name.endswith(".json") for name in spooled)
 
 
 def test_restriction_reverts_by_itself(lab):
