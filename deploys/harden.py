@@ -8,7 +8,8 @@ Inside your own deploy:
     from deploys import harden
     harden.harden()
 
-Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``sshward_trusted_networks``);
+Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``ssh_notify_*``,
+``sshward_trusted_networks``);
 their defaults are read from roles/*/defaults/main.yml, so inventory data, group data, a
 ``SSHWARD_POLICY`` YAML file, harden.yml's ``-e @policy.yml`` and ``pytest verify --policy`` all speak
 the same language. Run with sudo rights (``_sudo=True`` in the inventory data, as the lab writes it).
@@ -42,7 +43,7 @@ from deploys.operations import (
 ROOT = Path(__file__).resolve().parent.parent
 #: The role files the deploys read: the checkout's roles/, or the copy an installed package carries.
 ROLES_DIR = ROOT / "roles" if (ROOT / "roles").is_dir() else Path(__file__).resolve().parent / "_roles"
-ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit")
+ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit", "ssh_notify")
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -237,9 +238,9 @@ def harden() -> None:
 
     # Login notifications (ssh_notify): a step of its own, so it can follow the role's changes.
     # Imported here because deploys.notify builds on this module's role helpers.
-    from deploys.notify import notify_hook
+    from deploys.notify import notify_steps
 
-    notify_hook()
+    notify_steps()
 
 
 def _config_paths(config_path: str) -> list[str]:

@@ -55,10 +55,12 @@ def core_zip(module: str) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def request_command(module: str, request: Mapping[str, Any]) -> str:
+def request_command(module: str, request: Mapping[str, Any], status: bool = True) -> str:
     """Shell command running ``sshward.<module>.main([base64 JSON request])`` on the host.
 
-    Its standard output is the module's JSON answer; the exit code is the module's.
+    Its standard output is the module's JSON answer; the exit code is the module's, or 0 with
+    ``status=False`` (a fact: pyinfra fails the host on a fact's non-zero exit, and the answer
+    already carries the refusal).
     """
     payload = base64.b64encode(json.dumps(request, sort_keys=True).encode()).decode("ascii")
     code = (
@@ -69,7 +71,8 @@ def request_command(module: str, request: Mapping[str, Any]) -> str:
     return (
         "d=$(mktemp -d) && "
         f'printf %s {core_zip(module)} | base64 -d > "$d/core.zip" && '
-        f'{{ {python} -c {shlex.quote(code)} "$d/core.zip" {payload}; rc=$?; rm -rf "$d"; exit $rc; }}'
+        f'{{ {python} -c {shlex.quote(code)} "$d/core.zip" {payload}; rc=$?; rm -rf "$d"; '
+        + ("exit $rc; }" if status else "true; }")
     )
 
 

@@ -45,7 +45,7 @@ class LockdownQuery(FactBase[dict[str, Any]]):
     """A read-only ``sshward.lockdown`` request run on the host (``check`` is forced on)."""
 
     def command(self, request: Mapping[str, Any] | None = None) -> str:
-        return hostcore.request_command("lockdown", {**(request or {}), "check": True}) + "; echo"
+        return hostcore.request_command("lockdown", {**(request or {}), "check": True}, status=False)
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return hostcore.parse_answer(output)

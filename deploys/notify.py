@@ -115,8 +115,8 @@ def pam_session_hook(present: bool = True, path: str = PAM_SSHD) -> Iterator[str
     yield write_file_command(path, after, "0644")
 
 
-@deploy("Login notifications (sshward ssh_notify)", data_defaults=role_defaults(ROLES))
-def notify_hook() -> None:
+def notify_steps() -> None:
+    """The operations, for a deploy whose data holds the ssh_notify variables (the harden deploy's does)."""
     rv = role_vars()
     enabled = var("ssh_notify_enabled")
     if isinstance(enabled, str):  # the role's default is a template: enabled when channels are set
@@ -156,6 +156,11 @@ def notify_hook() -> None:
         user="root", group="root", mode="0600",
     )  # fmt: skip
     pam_session_hook(name="Hook the notifier into sshd's PAM session stack", present=True)
+
+
+@deploy("Login notifications (sshward ssh_notify)", data_defaults=role_defaults(ROLES))
+def notify_hook() -> None:
+    notify_steps()
 
 
 # Run on its own (`pyinfra INVENTORY deploys/notify.py`); the harden deploy calls it as its last step.

@@ -214,6 +214,16 @@ def test_hostcore_command_runs_the_core_and_answers_json(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_fact_gets_the_refusal_with_exit_0(tmp_path):
+    """pyinfra fails a host on a fact command's non-zero exit: the fact reads the refusal instead."""
+    command = lops.LockdownQuery().command(request={"action": "kill", "admin_networks": []})
+    proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode == 0
+    assert lops.LockdownQuery().process(proc.stdout.splitlines()) == {
+        "error": "admin_networks: empty; refusing to kill sessions without knowing whose to keep"
+    }
+
+
 def test_parse_answer_without_json():
     assert hostcore.parse_answer(["Traceback", "boom"])["error"].startswith("no answer from the host")
 
