@@ -40,6 +40,7 @@ from deploys.lockdown_operations import (
     disable_passwords_reload,
     evidence,
     kill_sessions,
+    lock_accounts,
     notify_event,
     quarantine_keys,
     seal,
@@ -75,7 +76,14 @@ def _changed(op: Any) -> bool:
 
 
 def containment_steps(
-    restricted: Any, killed: Any, passwords: Any, keys: Any, banned: Any, notified: Any, summary: dict[str, str]
+    restricted: Any,
+    killed: Any,
+    passwords: Any,
+    keys: Any,
+    banned: Any,
+    notified: Any,
+    summary: dict[str, str],
+    locked: Any = None,
 ) -> Callable[[], list[dict[str, str]]]:
     """The report's containment steps (roles/ssh_lockdown's), with each operation's outcome once it ran."""
 
@@ -96,9 +104,8 @@ def containment_steps(
                     {"step": step, "time": now, "status": "skipped", "summary": f"disabled by ssh_lockdown_{step}"}
                 )
             else:
-                out.append(
-                    {"step": step, "time": now, "status": done if _changed(op) else idle, "summary": summary[step]}
-                )
+                changed = _changed(op) or (step == "keys" and _changed(locked))
+                out.append({"step": step, "time": now, "status": done if changed else idle, "summary": summary[step]})
         return out
 
     return build
@@ -172,7 +179,7 @@ def lockdown() -> None:
     )  # fmt: skip
 
     keys = None
-    if flag("ssh_lockdown_quarantine_keys"):
+    if flag("ssh_lockdown_quarantine_keys") or var("ssh_lockdown_lock_accounts"):
         story = host.get_fact(
             LockdownQuery,
             request={"action": "collect", "path": store, "incident_id": incident, "parts": ["logs"],
@@ -185,8 +192,13 @@ def lockdown() -> None:
             protect=story.get("admin_keys", []),
             quarantine_file=f"{bundle}/quarantine/keys.json",
         )
+    locked = None
     if var("ssh_lockdown_lock_accounts"):
-        logger.warning(f"{host.print_prefix}ssh_lockdown_lock_accounts is not done by the pyinfra deploy yet")
+        locked = lock_accounts(
+            name="Step 4, the accounts asked for locked",
+            users=list(var("ssh_lockdown_lock_accounts")),
+            connecting_user=user,
+        )
 
     banned = None
     if flag("ssh_lockdown_ban"):
@@ -213,7 +225,8 @@ def lockdown() -> None:
         f"{var('ssh_lockdown_revert_seconds')} s unless confirmed with ssh_lockdown_confirm=true",
         "sessions": ", ".join(intruders) or "no session from outside the admin addresses",
         "passwords": "PasswordAuthentication no, KbdInteractiveAuthentication no",
-        "keys": "keys the intruder used, from the log and ssh_lockdown_intruder_fingerprints",
+        "keys": "keys the intruder used, from the log and ssh_lockdown_intruder_fingerprints"
+        + "".join(f"; locked {u}" for u in var("ssh_lockdown_lock_accounts") or []),
         "ban": ", ".join(intruders) or "no intruder address known",
         "notify": f"lockdown event through {var('ssh_lockdown_notify_command')}",
     }
@@ -222,7 +235,7 @@ def lockdown() -> None:
         incident_id=incident,
         admin_networks=admin,
         intruder_addresses=intruders,
-        containment=containment_steps(restricted, killed, passwords, keys, banned, notified, summary),
+        containment=containment_steps(restricted, killed, passwords, keys, banned, notified, summary, locked),
         path=store,
         fetch_to=f"{evidence_dir()}/{host.name}",
     )

@@ -9,6 +9,7 @@ automatic removal ``sshward.firewall.removal_revert_steps`` armed with ``sshward
 
 from __future__ import annotations
 
+import shlex
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 
 from sshward import firewall as fw
 from sshward import revert
+from sshward.lockdown import intruder_clash, lock_refusal, passwd_locked
 
 from . import facts, hostcore
 from .operations import REVERT_DIR, _connector_args, _q, _run, arm_commands, runner_python, write_file_command
@@ -100,8 +102,6 @@ def evidence(
         "admin_networks": list(admin_networks), "intruder_addresses": list(intruder_addresses),
         "recent_seconds": recent_seconds,
     }  # fmt: skip
-    from sshward.lockdown import intruder_clash
-
     clash = intruder_clash(intruder_addresses, admin_networks)
     if clash:
         raise OperationError(clash)
@@ -202,6 +202,32 @@ def quarantine_keys(
     yield hostcore.request_command("lockdown", request)
 
 
+class PasswdStatus(FactBase[dict[str, str]]):
+    """``passwd -S`` per user (empty when the user does not exist)."""
+
+    def command(self, users: tuple[str, ...] = ()) -> str:
+        quoted = " ".join(shlex.quote(u) for u in users) or "''"
+        status = '"$(LC_ALL=C passwd -S -- "$u" 2>/dev/null)"'
+        return f'for u in {quoted}; do printf "%s\\t%s\\n" "$u" {status}; done; echo END'
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return dict(line.split("\t", 1) for line in output if "\t" in line)
+
+
+@operation()
+def lock_accounts(users: Sequence[str], connecting_user: str) -> Iterator[str]:
+    """Lock accounts (password locked, expired) as sshward_key_quarantine's lock_accounts does."""
+    refused = lock_refusal(users, connecting_user)
+    if refused:
+        raise OperationError(refused)
+    status = host.get_fact(PasswdStatus, users=tuple(users))
+    todo = [u for u in users if not passwd_locked(status.get(u, ""))]
+    if not todo:
+        host.noop("already locked: " + ", ".join(users))
+    for user in todo:
+        yield _q(["usermod", "-L", "-e", "1", user])
+
+
 @operation()
 def ban(addresses: Sequence[str]) -> Iterator[str]:
     """Ban ``addresses`` in fail2ban's sshd jail when it runs (roles/ssh_lockdown/tasks/ban.yml)."""
@@ -276,6 +302,7 @@ def seal(
 __all__ = [
     "Fail2banSshd",
     "LockdownQuery",
+    "PasswdStatus",
     "admin_address_known",
     "arm_restrict_revert",
     "as_network",
@@ -284,6 +311,7 @@ __all__ = [
     "disable_passwords_reload",
     "evidence",
     "kill_sessions",
+    "lock_accounts",
     "notify_event",
     "quarantine_keys",
     "seal",

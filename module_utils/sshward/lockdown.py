@@ -107,6 +107,24 @@ def kill_sessions(
 
 
 # --------------------------------------------------------------------------------------------
+# Accounts
+
+
+def lock_refusal(users: Iterable[str], connecting_user: str) -> str | None:
+    """The refusal when asked to lock root or the account the run uses, else None."""
+    refused = [u for u in users if u in ("root", connecting_user)]
+    if not refused:
+        return None
+    return f"lock_accounts: refusing to lock {refused} (root or the account this play uses)"
+
+
+def passwd_locked(passwd_status: str) -> bool:
+    """Whether ``passwd -S USER`` output says the password is locked (second field ``L``)."""
+    fields = passwd_status.split()
+    return len(fields) > 1 and fields[1] == "L"
+
+
+# --------------------------------------------------------------------------------------------
 # Evidence
 
 

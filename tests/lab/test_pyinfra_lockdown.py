@@ -46,6 +46,7 @@ def state(lab: LabHandle) -> dict[str, str]:
         ),
         "keys": lab.exec("target", "cat", "/home/deploy/.ssh/authorized_keys").stdout,
         "sshward": lab.exec("target", "sh", "-c", "ls -R /var/lib/sshward 2>/dev/null; true").stdout,
+        "passwd": lab.exec("target", "passwd", "-S", "deploy").stdout,
     }
 
 
@@ -93,6 +94,7 @@ def lab(tmp_path_factory):
             "ssh_lockdown_incident_id": INCIDENT,
             "ssh_lockdown_revert_seconds": REVERT_SECONDS,
             "ssh_lockdown_evidence_dir": str(handle.evidence),
+            "ssh_lockdown_lock_accounts": ["deploy"],
         }
         handle.inv = handle.dir / "inventory-lockdown.py"
         handle.inv.write_text(f"hosts = [({target!r}, {data!r})]\n")
@@ -118,7 +120,7 @@ def test_dry_run_says_what_it_would_do(lab):
     assert "killing deploy from" in lab.dry
 
 
-@pytest.mark.parametrize("what", ["etc_ssh", "rules", "keys", "sshward"])
+@pytest.mark.parametrize("what", ["etc_ssh", "rules", "keys", "sshward", "passwd"])
 def test_dry_run_changes_nothing(lab, what):
     assert lab.before[what] == lab.after_dry[what]
 
@@ -166,6 +168,10 @@ def test_intruder_key_quarantined(lab):
     fp = lab.intruder_fp
     keys = lab.exec("target", "cat", f"/var/lib/sshward/evidence/{INCIDENT}/quarantine/keys.json").stdout
     assert fp in [k["fingerprint"] for k in json.loads(keys)]
+
+
+def test_account_locked(lab):
+    assert lab.exec("target", "passwd", "-S", "deploy").stdout.split()[1] == "L"
 
 
 def test_evidence_fetched_and_sealed(lab):

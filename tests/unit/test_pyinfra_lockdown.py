@@ -251,3 +251,23 @@ def test_run_request_refuses_unknown_actions():
     assert core.run_request({"action": "reboot"}) == (
         2, {"error": "action: 'reboot' is not one of sessions, kill, collect, keys, seal"},
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("users", [["root"], ["admin"], ["bob", "root"]])
+def test_lock_accounts_refuses_root_and_the_connecting_user_like_the_module(monkeypatch, users):
+    with pytest.raises(OperationError) as err:
+        run(monkeypatch, lops.lock_accounts, {}, users=users, connecting_user="admin")
+    assert str(err.value) == core.lock_refusal(users, "admin")
+    assert str(err.value).startswith("lock_accounts: refusing to lock")
+
+
+def test_lock_accounts_only_those_not_locked(monkeypatch):
+    status = {"bob": "bob L 2026-01-01 0 99999 7 -1", "eve": "eve P 2026-01-01 0 99999 7 -1"}
+    commands, _ = run(monkeypatch, lops.lock_accounts, {"PasswdStatus": status}, users=["bob", "eve"],
+                      connecting_user="admin")  # fmt: skip
+    assert [str(c) for c in commands] == ["usermod -L -e 1 eve"]
+
+
+def test_passwd_status_fact():
+    assert lops.PasswdStatus().process(["bob\tbob L 2026-01-01", "\t", "END"]) == {"bob": "bob L 2026-01-01", "": ""}
+    assert "'x; reboot'" in lops.PasswdStatus().command(users=("x; reboot",))
