@@ -135,7 +135,8 @@ def lockdown() -> None:
         incident_id=incident, parts=["volatile", "commands"], admin_networks=admin, intruder_addresses=given,
         path=store,
     )  # fmt: skip
-    seen = host.get_fact(LockdownQuery, request={"action": "sessions", "admin_networks": admin})
+    # The same request kill_sessions asks, so pyinfra answers that one from its fact cache.
+    seen = host.get_fact(LockdownQuery, request={"action": "sessions", "admin_networks": admin, "addresses": []})
     networks = parse_networks(admin)
     foreign = [s["source_address"] for s in seen.get("sessions", []) if not address_in(s["source_address"], networks)]
     intruders = list(dict.fromkeys([*given, *foreign]))
