@@ -37,12 +37,12 @@ from deploys.lockdown_operations import (
     as_network,
     ban,
     confirm_restrict,
-    disable_passwords_reload,
     evidence,
     kill_sessions,
     lock_accounts,
     notify_event,
     quarantine_keys,
+    reload_sshd,
     seal,
 )
 from deploys.operations import restrict, sshd_config
@@ -168,7 +168,7 @@ def lockdown() -> None:
             connecting_user=user,
             connecting_address=address,
         )
-        disable_passwords_reload(
+        reload_sshd(
             name="Reload sshd (never a restart: running sessions keep going)",
             service=str(var("ssh_lockdown_service")),
             _if=passwords.did_change,

@@ -19,7 +19,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 
 from sshward import firewall as fw
-from sshward import revert
+from sshward import pending_reload, revert
 from sshward.lockdown import intruder_clash, lock_refusal, passwd_locked
 
 from . import facts, hostcore
@@ -174,9 +174,14 @@ def confirm_restrict(state_dir: str = REVERT_DIR) -> Iterator[str]:
 
 
 @operation()
-def disable_passwords_reload(service: str = "ssh") -> Iterator[str]:
-    """Reload sshd (never restart or stop: running sessions keep going)."""
+def reload_sshd(service: str = "ssh") -> Iterator[str]:
+    """Reload sshd (never restart or stop: running sessions keep going), as the role's handler does.
+
+    The reload the sshd_config operation recorded as owed (sshward.pending_reload) is then done: the
+    record goes, or every later run would reload again.
+    """
     yield _q(["systemctl", "reload", service])
+    yield _q(["rm", "-f", pending_reload.PENDING_RELOAD_PATH])
 
 
 @operation()
@@ -308,11 +313,11 @@ __all__ = [
     "as_network",
     "ban",
     "confirm_restrict",
-    "disable_passwords_reload",
     "evidence",
     "kill_sessions",
     "lock_accounts",
     "notify_event",
     "quarantine_keys",
+    "reload_sshd",
     "seal",
 ]

@@ -163,6 +163,10 @@ def test_passwords_off(lab):
     assert effective["kbdinteractiveauthentication"] == ["no"]
 
 
+def test_no_reload_left_owed(lab):
+    assert lab.exec("target", "test", "-e", "/run/sshward/sshd-reload-pending.json", check=False).returncode == 1
+
+
 def test_intruder_key_quarantined(lab):
     assert "intruder_key" not in lab.exec("target", "cat", "/home/deploy/.ssh/authorized_keys").stdout
     fp = lab.intruder_fp

@@ -171,6 +171,11 @@ def test_confirm_cancels_the_armed_revert(monkeypatch):
     assert argv[4].endswith("runner.confirm('lockdown-restrict', '/var/lib/sshward/revert')")
 
 
+def test_reload_sshd_settles_the_owed_reload(monkeypatch):
+    commands, _ = run(monkeypatch, lops.reload_sshd, {})
+    assert [str(c) for c in commands] == ["systemctl reload ssh", "rm -f /run/sshward/sshd-reload-pending.json"]
+
+
 def test_ban_only_what_fail2ban_has_not_banned(monkeypatch):
     jail = {"running": True, "status": "   `- Banned IP list:\t198.51.100.1\n"}
     commands, _ = run(monkeypatch, lops.ban, {"Fail2banSshd": jail}, addresses=["198.51.100.1", "198.51.100.2"])
