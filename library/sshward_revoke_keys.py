@@ -150,6 +150,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sshward import evidence, quarantine, revoke
 from ansible.module_utils.sshward.effective import parse_sshd_T
 
+PRIVSEP_DIR = "/run/sshd"
+
 
 class Revoker:
     def __init__(self, module):
@@ -166,7 +168,7 @@ class Revoker:
         return out
 
     def effective(self):
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd -T refuses to run without it
+        os.makedirs(PRIVSEP_DIR, mode=0o755, exist_ok=True)  # sshd -T refuses to run without it
         return parse_sshd_T(self.run([self.p["sshd_path"], "-T"], f"{self.p['sshd_path']} -T"))
 
     def revoked_keys(self):
