@@ -98,9 +98,7 @@ def report_files(module, argument, path):
         os.path.join(d, name) for d, _dirs, names in os.walk(path) for name in names if name == "report.json"
     )
     if not found:
-        module.fail_json(
-            msg=f"{argument}: no report.json under {path}; give lockdown's evidence directory or file"
-        )
+        module.fail_json(msg=f"{argument}: no report.json under {path}; give lockdown's evidence directory or file")
     return found
 
 
@@ -124,7 +122,9 @@ def main():
             try:
                 reports.append((path, json.loads(read_text(module, names["lockdown_report"], path))))
             except ValueError as exc:
-                module.fail_json(msg=f"{names['lockdown_report']}: {path} is not JSON ({exc}); give lockdown's report.json")
+                module.fail_json(
+                    msg=f"{names['lockdown_report']}: {path} is not JSON ({exc}); give lockdown's report.json"
+                )
     try:
         wanted = revoke.collect_keys(
             [str(k) for k in p["keys"]],
@@ -144,8 +144,8 @@ def main():
     clash = revoke.clashes_with(wanted, protected)
     if clash:
         module.fail_json(
-            msg=f"{names['keys']}: {', '.join(clash)} is the key Ansible logs in with; revoking it would lock this play out of "
-            "every host after the first. Log in with another key (ansible_ssh_private_key_file) and run again",
+            msg=f"{names['keys']}: {', '.join(clash)} is the key Ansible logs in with; revoking it would lock this "
+            "play out of every host after the first. Log in with another key (ansible_ssh_private_key_file), run again",
             argument="keys",
         )
     module.exit_json(

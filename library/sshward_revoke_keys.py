@@ -30,6 +30,8 @@ options:
     description:
       - The keys to revoke, each a C(SHA256:...) fingerprint as sshd logs it or a public key line (authorized_keys
         options allowed). The playbook checks them on the controller first; this module checks them again.
+      - May be empty with O(quarantine=false); the KRL is then only created (empty) when missing, so that
+        C(RevokedKeys) can name it (sshd refuses every public key while that file is missing).
     type: list
     elements: str
     required: true
@@ -172,6 +174,8 @@ class Revoker:
         return parse_sshd_T(self.run([self.p["sshd_path"], "-T"], f"{self.p['sshd_path']} -T"))
 
     def revoked_keys(self):
+        if not self.p["keys"] and not self.p["quarantine"]:
+            return []  # only make sure the KRL exists (the hardening role, before RevokedKeys names it)
         try:
             wanted = revoke.collect_keys(self.p["keys"], argument_names=("keys", "keys", "keys"))
         except revoke.KeySpecError as exc:

@@ -10,8 +10,8 @@ module: sshward_revoke_report
 short_description: Write the fleet report of an SSH key revocation (markdown and JSON)
 description:
   - Run on the controller once, after every host. O(hosts) maps every host of the play to the result of
-    sshward_revoke_keys, or to a dict with C(done=false) and a C(reason) for a host that was unreachable or failed. A host
-    is never left out; the play passes every inventory host it targeted.
+    sshward_revoke_keys, or to a dict with C(done=false) and a C(reason) for a host that was unreachable or
+    failed. A host is never left out; the play passes every inventory host it targeted.
   - Writes C(revoke-report.json) and C(revoke-report.md) into O(path) (0600, atomically), and returns the hosts not
     done so the play can fail after the report is on disk.
 version_added: "0.1.0"

@@ -59,7 +59,9 @@ def test_malformed_spec_names_the_argument(spec: str, message: str) -> None:
 
 def test_empty_list_names_the_argument() -> None:
     with pytest.raises(revoke.KeySpecError, match=r"^ssh_revoke_keys: no key to revoke: the list is empty") as exc:
-        revoke.collect_keys([], argument_names=("ssh_revoke_keys", "ssh_revoke_keys_file", "ssh_revoke_lockdown_report"))
+        revoke.collect_keys(
+            [], argument_names=("ssh_revoke_keys", "ssh_revoke_keys_file", "ssh_revoke_lockdown_report")
+        )
     assert exc.value.argument == "ssh_revoke_keys"
 
 
@@ -204,7 +206,10 @@ def test_krl_from_the_record_refuses_keys_known_by_fingerprint_only(tmp_path: Pa
         text=True,
         check=False,
     )
-    assert revoke.parse_krl_test(out.stdout) == {str(tmp_path / "ed25519.pub"): True, str(tmp_path / "rsa3072.pub"): False}
+    assert revoke.parse_krl_test(out.stdout) == {
+        str(tmp_path / "ed25519.pub"): True,
+        str(tmp_path / "rsa3072.pub"): False,
+    }
 
 
 def _host(done: bool, **kw: object) -> dict[str, object]:
@@ -243,7 +248,10 @@ def test_fleet_report_lists_earlier_places_once() -> None:
         },
     )
     places = revoke.where_found(report)
-    assert [(p["host"], p["when"]) for p in places] == [("a", "this run"), ("b", "earlier run, quarantined 2026-11-22T09:00:00Z")]
+    assert [(p["host"], p["when"]) for p in places] == [
+        ("a", "this run"),
+        ("b", "earlier run, quarantined 2026-11-22T09:00:00Z"),
+    ]
 
 
 def test_fleet_report_markdown_is_injection_proof() -> None:

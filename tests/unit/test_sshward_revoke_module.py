@@ -26,7 +26,9 @@ RSA_FP = revoke.parse_key_line(RSA, "t").fingerprint
 for name, module in (("", sshward), (".evidence", evidence), (".quarantine", quarantine), (".revoke", revoke)):
     sys.modules.setdefault("ansible.module_utils.sshward" + name, module)
 sys.modules.setdefault("ansible.module_utils.sshward.effective", effective)
-_spec = importlib.util.spec_from_file_location("sshward_revoke_keys_module", ROOT / "library" / "sshward_revoke_keys.py")
+_spec = importlib.util.spec_from_file_location(
+    "sshward_revoke_keys_module", ROOT / "library" / "sshward_revoke_keys.py"
+)
 assert _spec and _spec.loader
 mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mod)
@@ -78,11 +80,12 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     (central / "bob").write_text(f"{ED25519}\n")
     sshd = tmp_path / "sshd"
     sshd.write_text(
-        "#!/bin/sh\n"
-        f"printf 'port 22\\nauthorizedkeysfile .ssh/authorized_keys {central}/%%u\\nrevokedkeys none\\n'\n"
+        f"#!/bin/sh\nprintf 'port 22\\nauthorizedkeysfile .ssh/authorized_keys {central}/%%u\\nrevokedkeys none\\n'\n"
     )
     sshd.chmod(0o755)
-    monkeypatch.setattr(evidence, "user_homes", lambda: [("alice", 1000, str(homes["alice"])), ("bob", 1001, str(homes["bob"]))])
+    monkeypatch.setattr(
+        evidence, "user_homes", lambda: [("alice", 1000, str(homes["alice"])), ("bob", 1001, str(homes["bob"]))]
+    )
     monkeypatch.setattr(mod, "PRIVSEP_DIR", str(tmp_path / "run-sshd"))  # never this machine's /run/sshd
     return {"alice": homes["alice"] / ".ssh/authorized_keys", "bob": central / "bob", "sshd": sshd, "tmp": tmp_path}
 
