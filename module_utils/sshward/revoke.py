@@ -34,6 +34,7 @@ from .evidence import md as _md
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 DEFAULT_KRL = "/etc/ssh/sshward_revoked_keys"
 RECORD_SUFFIX = ".spec"
+RECORD_HEADER = "# Keys revoked by sshward (revoke-key.yml); the KRL next to it is built from it (ssh-keygen -k).\n"
 _TOKEN_RE = re.compile(r"%(.)")
 
 
@@ -356,13 +357,7 @@ def plan_krl_record(current: str, revoked: Sequence[RevokedKey]) -> tuple[str, l
     added = [k for k in revoked if k.fingerprint not in have]
     if not added:
         return current, []
-    header = (
-        ""
-        if current.strip()
-        else (
-            "# Keys revoked by sshward (revoke-key.yml); the KRL next to it is built from it (ssh-keygen -k).\n"
-        )
-    )
+    header = "" if current.strip() else RECORD_HEADER
     text = current if not current or current.endswith("\n") else current + "\n"
     return header + text + "".join(line + "\n" for line in krl_record_lines(added)), added
 
