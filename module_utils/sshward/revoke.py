@@ -430,6 +430,7 @@ def build_fleet_report(
         "keys": [dict(k) for k in revoked],
         "not_done": not_done,
         "hosts": rows,
+        "places": where_found({"hosts": rows}),
     }
 
 
