@@ -438,13 +438,13 @@ def where_found(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every place a key was found: in this run, and in earlier runs (from the quarantine records)."""
     out: list[dict[str, Any]] = []
     for h in report["hosts"]:
-        now = {(f.get("file"), f.get("line"), f.get("fingerprint")) for f in h["found"]}
+        seen = {(f.get("file"), f.get("line"), f.get("fingerprint")) for f in h["found"]}
         out += [{**f, "host": h["host"], "when": "this run"} for f in h["found"]]
-        out += [
-            {**q, "host": h["host"], "when": f"earlier run, quarantined {q.get('time', '')}".strip()}
-            for q in h["quarantined_earlier"]
-            if (q.get("file"), q.get("line"), q.get("fingerprint")) not in now
-        ]
+        for q in h["quarantined_earlier"]:
+            place = (q.get("file"), q.get("line"), q.get("fingerprint"))
+            if place not in seen:  # a line put back and quarantined again is one place
+                seen.add(place)
+                out.append({**q, "host": h["host"], "when": f"earlier run, quarantined {q.get('time', '')}".strip()})
     return out
 
 

@@ -98,7 +98,7 @@ BREAK_TABLE = [
     ("SSHW-KEYS-002", "policy: admin declared with a second key that is not installed", "admin lacks SHA256:"),
     ("SSHW-KEYS-003", "policy: admin exclusive; shell: another key installed", "/home/admin/.ssh/authorized_keys"),
     ("SSHW-KEYS-004", "the undeclared key installed for admin", "/home/admin/.ssh/authorized_keys"),
-    ("SSHW-KEYS-005", "policy: ssh_hardening_revoked_keys [a key], RevokedKeys not in effect", "RevokedKeys is not set"),
+    ("SSHW-KEYS-005", "policy: ssh_hardening_revoked_keys [a key], no RevokedKeys", "RevokedKeys is not set"),
     ("SSHW-MATCH-001", "policy: ssh_hardening_sftp_only_groups [sftponly]; shell: a member", "forcecommand"),
     ("SSHW-INTEG-001", "shell: a line appended to /etc/ssh/ssh_config", "changed: /etc/ssh/ssh_config"),
     ("SSHW-INTEG-002", "shell: a byte appended to /usr/bin/ssh-keyscan", "/usr/bin/ssh-keyscan"),

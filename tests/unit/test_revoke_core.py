@@ -243,7 +243,9 @@ def test_fleet_report_lists_earlier_places_once() -> None:
     report = revoke.build_fleet_report(
         [],
         {
-            "b": _host(True, quarantined_earlier=[{**place, "time": "2026-11-22T09:00:00Z"}]),
+            "b": _host(
+                True, quarantined_earlier=[{**place, "time": "2026-11-22T09:00:00Z"}, {**place, "time": "later"}]
+            ),
             "a": _host(True, found=[place], quarantined_earlier=[place]),
         },
     )
