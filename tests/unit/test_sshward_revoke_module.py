@@ -181,3 +181,17 @@ def test_not_a_krl_fails_naming_krl_path(host: dict[str, Path]) -> None:
     (host["tmp"] / "krl").write_text("this is not a KRL\n")
     with pytest.raises(Failed, match=r"^krl_path: ssh-keygen could not update the KRL"):
         run(params(host))
+
+
+def test_no_keys_without_quarantine_only_creates_the_krl(host: dict[str, Path]) -> None:
+    """The hardening role's call: RevokedKeys must never name a missing file."""
+    krl = host["tmp"] / "krl"
+    first = run(params(host, keys=[], quarantine=False))
+    assert first["changed"] and krl.exists() and first["found"] == []
+    assert not run(params(host, keys=[], quarantine=False))["changed"]
+    assert host["alice"].read_text().count(ED25519.split()[1]) == 1  # nothing quarantined
+
+
+def test_no_keys_with_quarantine_is_refused(host: dict[str, Path]) -> None:
+    with pytest.raises(Failed, match=r"^keys: no key to revoke"):
+        run(params(host, keys=[]))
