@@ -270,3 +270,10 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert json.loads(Path(json_path).read_text())["not_done"] == ["h"]
     assert "NOT DONE" in Path(md_path).read_text()
     assert stat.S_IMODE(os.stat(json_path).st_mode) == 0o600
+
+
+def test_fleet_report_names_an_authorized_keys_command() -> None:
+    report = revoke.build_fleet_report(
+        [], {"h": _host(True, authorized_keys_command="/usr/bin/sss_ssh_authorizedkeys %u")}
+    )
+    assert "AuthorizedKeysCommand /usr/bin/sss\\_ssh\\_authorizedkeys %u is set" in revoke.render_fleet_markdown(report)

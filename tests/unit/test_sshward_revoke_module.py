@@ -121,6 +121,9 @@ def test_check_mode_reports_the_blast_radius_and_changes_nothing(host: dict[str,
         ("bob", str(host["bob"]), 1),
     ]
     assert result["krl"]["added"] == [ED25519_FP]
+    diffs = {d["before_header"]: d for d in result["diff"]}
+    assert ED25519.split()[1] not in diffs[str(host["alice"])]["after"]
+    assert "hash: " + ED25519_FP in diffs[str(host["tmp"] / "krl.spec")]["after"]
     assert {u: host[u].read_text() for u in ("alice", "bob")} == before
     assert not (host["tmp"] / "krl").exists()
     assert not (host["tmp"] / "q").exists()
