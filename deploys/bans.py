@@ -15,7 +15,6 @@ import ast
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,11 +24,11 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 
 from deploys import facts
+from deploys.harden import ROLES_DIR
 from deploys.operations import write_file_command
 from sshward import bans as core
 from sshward import firewall as fw
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = "/etc/fail2ban"
 # "{{ other }}" and "{{ other | default(literal) }}": the only templating the role's defaults use.
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*(?:\|\s*default\((.*)\)\s*)?\}\}")
@@ -40,7 +39,7 @@ def role_defaults() -> dict[str, Any]:
     """The defaults the role itself sees: its own and sshward_common's (harden.py adds all its roles')."""
     out: dict[str, Any] = {}
     for role in ("sshward_common", "ssh_bans"):
-        out.update(yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {})
+        out.update(yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {})
     return out
 
 
