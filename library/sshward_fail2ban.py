@@ -163,9 +163,9 @@ from ansible.module_utils.sshward.bans import BanError, config_files, settings
 
 SETTING_KEYS = (
     "firewall", "log_backend", "logpath", "trusted_networks", "ignoreip_extra", "admin_addresses", "ports", "bantime",
-    "findtime", "bantime_increment", "bantime_factor", "bantime_maxtime", "maxretry", "root_maxretry", "invalid_maxretry",
-    "valid_maxretry", "recidive_enabled", "recidive_bantime", "recidive_findtime", "recidive_maxretry", "notify",
-    "notify_command", "abuse_reports",
+    "findtime", "bantime_increment", "bantime_factor", "bantime_maxtime", "maxretry", "root_maxretry",
+    "invalid_maxretry", "valid_maxretry", "recidive_enabled", "recidive_bantime", "recidive_findtime",
+    "recidive_maxretry", "notify", "notify_command", "abuse_reports",
 )  # fmt: skip
 
 
