@@ -1,12 +1,12 @@
 """SSHW-NOTIFY: login notifications are hooked into PAM, configured privately, retried, and delivered.
 
 Applies to hosts where the ssh_notify role is configured (channels set); skipped elsewhere.
-Expected values come from the host's Ansible variables, falling back to the role defaults.
+Expected values come from the host's variables as the suite reads them (inventory and ``--policy``,
+verify/policy.py), falling back to the role defaults.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,9 @@ def _defaults() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def policy(host) -> dict[str, Any]:
+def policy(variables) -> dict[str, Any]:
     """The role's variables for this host (role defaults under the host's own)."""
-    merged = _defaults()
-    with contextlib.suppress(AttributeError, RuntimeError, NotImplementedError):  # not Ansible: defaults
-        merged.update({k: v for k, v in host.ansible.get_variables().items() if k.startswith("ssh_notify_")})
-    return merged
+    return {**_defaults(), **{k: v for k, v in variables.items() if k.startswith("ssh_notify_")}}
 
 
 @pytest.fixture(scope="module")
