@@ -287,17 +287,41 @@ def test_every_webhook_body_is_json_with_the_documented_shape(target, lab):
     assert records and all(set(r["json"]) >= {"source", "kind", "host", "time", "fields", "title"} for r in records)
 
 
+# su reads the password from its terminal and flushes what was typed ahead (TCSAFLUSH), so
+# the client waits for the prompt and then types the wrong password until ssh ends.
+SU_ATTEMPT = r"""
+import os, subprocess, sys, time
+proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+seen, deadline = b"", time.monotonic() + 120
+while b"assword" not in seen and time.monotonic() < deadline:
+    chunk = os.read(proc.stdout.fileno(), 1024)
+    if not chunk:
+        break
+    seen += chunk
+while proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(1)
+    try:
+        proc.stdin.write(b"wrong-password\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        break
+if proc.poll() is None:
+    proc.kill()
+print(f"ssh-exit={proc.wait()}")
+"""
+
+
 def test_su_failure_is_reported(target, lab):
-    # su reads the password from the terminal: -tt gives it one, fed from the client's stdin
     result = lab["client"].run(
-        "echo wrong-password | ssh -tt -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20"
-        " -o UserKnownHostsFile=%s -l alice %s %s; echo ssh-exit=$?",
+        "python3 -c %s ssh -tt -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20"
+        " -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s -l alice %s %s",
+        SU_ATTEMPT,
         f"{KEYS}/alice",
         f"{KEYS}/known_hosts",
         target["address"],
         "su -c true root",
     )
-    assert "ssh-exit=0" not in result.stdout, result.stdout
+    assert "ssh-exit=1" in result.stdout, result.stdout
     found_mail, found_hook = wait_for_one_each(lab, target, "su_failure", service="su", ruser="alice")
     assert (len(found_mail), len(found_hook), found_hook[0]["json"]["fields"].get("user")) == (1, 1, "root")
 
