@@ -121,7 +121,9 @@ def main():
     if p["state"] == "armed":
         commands, scripts = removal_commands(module, p["backend"], p["state_dir"], p["name"])
         if not commands:
-            module.fail_json(msg="no restrict-mode rules are loaded; load them with sshward_firewall mode=restrict first")
+            module.fail_json(
+                msg="no restrict-mode rules are loaded; load them with sshward_firewall mode=restrict first"
+            )
 
     def write_scripts():
         os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)

@@ -37,7 +37,12 @@ def test_query_reports_the_armed_plan(tmp_path: Path) -> None:
 def test_arm_in_check_mode_writes_nothing(tmp_path: Path) -> None:
     prepared = []
     result = revert.apply_state(
-        "armed", "x", seconds=30, commands=[["true"]], state_dir=str(tmp_path / "s"), check_mode=True,
+        "armed",
+        "x",
+        seconds=30,
+        commands=[["true"]],
+        state_dir=str(tmp_path / "s"),
+        check_mode=True,
         prepare=lambda: prepared.append(1),
     )
     assert (result["changed"], result["armed"], prepared, (tmp_path / "s").exists()) == (True, True, [], False)
