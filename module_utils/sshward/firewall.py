@@ -296,7 +296,9 @@ class BanPolicy:
         protect = _check_networks("protect_networks", self.protect_networks, warnings)
         # Not collapsed: each ban stays the network it was given as, so it can be lifted exactly.
         given = {
-            n for item in _as_tuple(self.addresses, "addresses") for n in _check_networks("addresses", item, warnings)
+            n
+            for item in _as_tuple(self.addresses, "addresses")
+            for n in _check_networks("addresses", str(item), warnings)
         }
         wanted = sorted(given, key=lambda n: (n.version, n))
         keep: list[Network] = []

@@ -143,3 +143,37 @@ def test_lift_of_an_address_not_banned_keeps_the_list():
 def test_ban_in_place_that_became_protected_is_dropped():
     merged = fw.merge_bans(fw.BanPolicy(protect_networks=["198.51.100.0/24"]), ["198.51.100.23/32", "192.0.2.1/32"])
     assert ([str(n) for n in merged.addresses], merged.skipped) == (["192.0.2.1/32"], ("198.51.100.23/32",))
+
+
+# Real listings: tests/fixtures/firewall/nft/<suite>/ban.{json,nft}, captured after loading render_nftables(NFT_BAN).
+NFT_BAN = fw.BanPolicy(
+    addresses=["198.51.100.23", "192.0.2.0/28", "2001:db8:bad::/64", "2001:db8::5"], protect_networks=["203.0.113.7"]
+)
+NFT_SUITES = sorted(p.name for p in (FIXTURES / "nft").iterdir())
+
+
+@pytest.mark.parametrize("name", ["ban.json", "ban.nft"])
+@pytest.mark.parametrize("suite", NFT_SUITES)
+def test_nft_real_ban_listing_is_unchanged(suite, name):
+    listing = (FIXTURES / "nft" / suite / name).read_text()
+    assert fw.plan_nftables(NFT_BAN, listing).changed is False
+
+
+@pytest.mark.parametrize("name", ["ban.json", "ban.nft"])
+@pytest.mark.parametrize("suite", NFT_SUITES)
+def test_nft_real_ban_listing_reads_back(suite, name):
+    listing = (FIXTURES / "nft" / suite / name).read_text()
+    assert sorted(fw.banned_from_state("nftables", nft_json=listing)) == sorted(str(n) for n in NFT_BAN.addresses)
+
+
+@pytest.mark.parametrize("suite", NFT_SUITES)
+def test_nft_real_ban_listing_with_one_more_ban_changes(suite):
+    listing = (FIXTURES / "nft" / suite / "ban.json").read_text()
+    more = fw.merge_bans(fw.BanPolicy(addresses=["203.0.113.99"]), fw.banned_from_state("nftables", nft_json=listing))
+    assert fw.plan_nftables(more, listing).changed is True
+
+
+def test_merge_keeps_large_networks_whole():
+    # Networks are passed on as networks, never iterated address by address (a /64 would never end).
+    merged = fw.merge_bans(fw.BanPolicy(addresses=["2001:db8:bad::/64"]), ["2001:db8:ff::/48"])
+    assert [str(n) for n in merged.addresses] == ["2001:db8:bad::/64", "2001:db8:ff::/48"]
