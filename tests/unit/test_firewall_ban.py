@@ -176,4 +176,4 @@ def test_nft_real_ban_listing_with_one_more_ban_changes(suite):
 def test_merge_keeps_large_networks_whole():
     # Networks are passed on as networks, never iterated address by address (a /64 would never end).
     merged = fw.merge_bans(fw.BanPolicy(addresses=["2001:db8:bad::/64"]), ["2001:db8:ff::/48"])
-    assert [str(n) for n in merged.addresses] == ["2001:db8:bad::/64", "2001:db8:ff::/48"]
+    assert [str(n) for n in merged.addresses] == ["2001:db8:ff::/48", "2001:db8:bad::/64"]
