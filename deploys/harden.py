@@ -92,6 +92,7 @@ def var(name: str, depth: int = 0) -> Any:
 def hardening_policy() -> dict[str, Any]:
     """ssh_hardening variables without their prefix, the shape sshward.policy.sshd_settings takes."""
     policy = {key: var(f"ssh_hardening_{key}") for key in policy_keys()}
+    policy["trusted_networks"] = var("sshward_trusted_networks") or []  # the project-wide list, not a role var
     if isinstance(policy["port"], (str, int)):
         policy["port"] = [policy["port"]]
     return policy

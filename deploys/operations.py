@@ -24,7 +24,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import files
 
 from sshward import firewall as fw
-from sshward import revert
+from sshward import pending_reload, revert
 from sshward.effective import Effective, mismatches, parse_sshd_T
 from sshward.guards import authorized_keys_paths, lockout_problems
 from sshward.openssh import filter_moduli, option_aliases
@@ -271,6 +271,13 @@ def sshd_config(
         logger.warning(f"{host.print_prefix}{warning}")
     context = sshd_context(connecting_user, connecting_address)
 
+    owed = _pending_reload()
+    if not new_files and owed is not None and not check_only:
+        logger.warning(
+            f"{host.print_prefix}an earlier run changed the sshd files but did not finish the reload; reloading now"
+        )
+        yield _q(["test", "-f", pending_reload.PENDING_RELOAD_PATH])  # a change: the reload that is owed
+        return
     if not new_files:
         if not check_only:
             effective = host.get_fact(facts.SshdEffective, config=path, context=context, sshd=sshd)
@@ -311,7 +318,27 @@ def sshd_config(
         f"mkdir -p /run/sshd; if ! e=$(LC_ALL=C {shlex.quote(sshd)} -t 2>&1); then {restore}; "
         'echo "sshd -t rejected the installed files, restored them: $e" >&2; exit 1; fi'
     )
+    owed_backups = list(owed["backups"]) if owed else []
+    kept = {entry["path"] for entry in owed_backups}
+    record = pending_reload.render(
+        sorted(set(new_files) | set(owed["changed_files"] if owed else ())),
+        owed_backups + [{"path": p, "backup": b} for p, b in backups if p not in kept],
+    )
+    yield f"install -d -m 0700 {shlex.quote(pending_reload.PENDING_RELOAD_PATH.rsplit('/', 1)[0])}"
+    yield write_file_command(pending_reload.PENDING_RELOAD_PATH, record, "0600")
     yield FunctionCommand(_check_effective, (sshd, path, context, wanted, backups, _connector_args()), {})
+
+
+def _pending_reload() -> dict[str, Any] | None:
+    """The record an interrupted earlier run left (see sshward.pending_reload), or None."""
+    found = host.get_fact(facts.FileContents, paths=(pending_reload.PENDING_RELOAD_PATH,))
+    text = found.get(pending_reload.PENDING_RELOAD_PATH)
+    if text is None:
+        return None
+    try:
+        return pending_reload.parse(text.decode("utf-8", "replace"))
+    except pending_reload.PendingReloadError:
+        return {"changed_files": [], "backups": []}  # still owed, with nothing to restore
 
 
 # ---------------------------------------------------------------------------- reload with rollback
@@ -422,13 +449,19 @@ def reload_with_rollback(
     candidates = tuple(backup_path(p, backup) for p in paths)
     existing = host.get_fact(facts.FileContents, paths=candidates) if candidates else {}
     files = [{"path": p, "backup": backup_path(p, backup)} for p in paths if backup_path(p, backup) in existing]
-    if not files:
+    owed = _pending_reload()
+    if owed is not None:
+        # An interrupted run's backups are the last state proven to work: restore those first.
+        kept = {entry["path"] for entry in owed["backups"]}
+        files = list(owed["backups"]) + [entry for entry in files if entry["path"] not in kept]
+    if not files and owed is None:
         host.noop("sshd configuration unchanged: nothing to reload")
         return
-    reason = f"ssh_hardening changed {', '.join(f['path'] for f in files)}"
+    reason = f"ssh_hardening changed {', '.join(f['path'] for f in files) or 'files an earlier run left unloaded'}"
     yield from arm_commands(rollback_seconds, files, [["systemctl", "reload", service]], reason)
     yield _q(["systemctl", "reload", service])
     yield FunctionCommand(_probe_and_confirm, (port, probe_timeout, _connector_args()), {})
+    yield _q(["rm", "-f", pending_reload.PENDING_RELOAD_PATH])
 
 
 # ------------------------------------------------------------------------------ host keys, moduli

@@ -111,6 +111,14 @@ backups:
   type: list
   elements: dict
   sample: [{path: /etc/ssh/sshd_config, backup: /etc/ssh/sshd_config.1234.2026-11-22@05:40:00~}]
+reload_pending:
+  description: >-
+    An earlier run installed new files but never finished the reload and probe (its record under
+    C(/run/sshward) is still there), so the module reports a change, and its backups, for the caller to
+    reload behind an armed revert and then delete the record.
+  returned: always
+  type: bool
+  sample: false
 settings:
   description: The keywords sshward asked for (computed from O(policy) when given).
   returned: always
@@ -144,6 +152,9 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.sshward.effective import mismatches, parse_sshd_T
 from ansible.module_utils.sshward.guards import Account, lockout_problems
 from ansible.module_utils.sshward.openssh import SSH_QUERIES, option_aliases, parse_version, version_from_package
+from ansible.module_utils.sshward.pending_reload import PendingReloadError
+from ansible.module_utils.sshward.pending_reload import read as read_pending_reload
+from ansible.module_utils.sshward.pending_reload import record as record_pending_reload
 from ansible.module_utils.sshward.policy import PolicyError, sshd_settings
 from ansible.module_utils.sshward.sshd_config import (
     load_tree,
@@ -269,14 +280,28 @@ class SshdConfigModule:
         for ref in plan.dead + plan.remaining:
             self.module.warn(f"{ref.path}:{ref.lineno}: {ref.reason}: {ref.text.strip()[:200]}")
 
+        try:
+            pending = read_pending_reload()
+        except PendingReloadError as exc:
+            self.module.fail_json(msg=f"{exc}; delete it after checking that sshd runs the files on disk")
         result = dict(
-            changed=bool(new_files),
+            changed=bool(new_files) or pending is not None,
             changed_files=sorted(new_files),
             settings=settings,
             openssh_version=version_text,
             summary=plan.summary,
             backups=[],
+            reload_pending=pending is not None,
         )
+        if pending is not None:
+            # An earlier run installed files and never proved a reload: the daemon may still serve the
+            # old settings, and the backups it kept are the last state known to work.
+            result["changed_files"] = sorted(set(pending["changed_files"]) | set(new_files))
+            result["backups"] = list(pending["backups"])
+            self.module.warn(
+                "an earlier run changed the sshd files but did not finish the reload; reloading now: "
+                + ", ".join(pending["changed_files"])
+            )
         if new_files:
             result["diff"] = [
                 dict(before_header=f, after_header=f, before=to_text(tree.files[f].render()), after=new_files[f])
@@ -284,14 +309,18 @@ class SshdConfigModule:
             ]
             self.validate_candidate(path, new_files.get(path), settings)
         if new_files and not self.module.check_mode:
-            result["backups"] = self.apply(new_files)
+            backups = self.apply(new_files)
+            kept = {entry["path"] for entry in result["backups"]}
+            result["backups"] += [entry for entry in backups if entry["path"] not in kept]
+            record_pending_reload(result["changed_files"], result["backups"])
         if not self.module.check_mode or not new_files:
             effective = self.effective(path)
             wrong = mismatches(settings, effective)
             if wrong and not self.module.check_mode:
-                self.restore(result["backups"])
+                self.restore(backups if new_files else [])
+                outcome = "restored the previous files" if new_files else "no file was changed"
                 self.module.fail_json(
-                    msg="sshd would not run with the requested values, restored the previous files: "
+                    msg=f"sshd would not run with the requested values, {outcome}: "
                     + "; ".join(f"{k}: wanted {w}, sshd -T says {h}" for k, (w, h) in sorted(wrong.items())),
                     mismatches=wrong,
                 )

@@ -59,6 +59,7 @@ SSHD_CONTROLS = [
     ("SSHW-SSHD-040", "HostKey", "only Ed25519 and RSA host keys are offered"),
     ("SSHW-SSHD-041", "RevokedKeys", "revoked keys are refused (KRL)"),
     ("SSHW-SSHD-042", "ListenAddress", "sshd binds the policy's addresses"),
+    ("SSHW-SSHD-043", "PerSourcePenaltyExemptList", "the trusted networks are never penalised (OpenSSH 9.8+)"),
 ]
 # References: CIS Debian Linux 12 Benchmark v1.1.0 section 5.1 "Configure SSH Server", and the
 # dev-sec/ssh-baseline control (controls/sshd_spec.rb). Left out where neither has a matching item.
@@ -122,7 +123,9 @@ def expected(host, openssh_version, variables):
         result = host.run(f"ssh -Q {query} 2>/dev/null || true")
         if result.stdout.strip():
             supported[query] = result.stdout.split()
-    return sshd_settings(role_policy("ssh_hardening", variables), openssh_version, supported)
+    policy = role_policy("ssh_hardening", variables)
+    policy["trusted_networks"] = variables.get("sshward_trusted_networks") or []
+    return sshd_settings(policy, openssh_version, supported)
 
 
 @pytest.mark.parametrize(

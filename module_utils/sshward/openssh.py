@@ -487,9 +487,26 @@ def hardened_host_keys(version: OpenSSHVersion) -> list[HostKeySpec]:
     return [ed, rsa] if lists.host_keys[0] == "ssh-ed25519" else [rsa, ed]
 
 
-def hardened_settings(version: OpenSSHVersion, supported: Supported | None = None) -> dict[str, list[str]]:
-    """hardened_crypto + HostKey order + RequiredRSASize (9.1+): ready for plan_settings."""
+# Kept after the post-quantum ones by crypto "compatible": clients without ML-KEM or sntrup761
+# (paramiko, hence pyinfra and Ansible's paramiko connection; PuTTY before 0.81; older OpenSSH)
+# still agree on a curve25519 exchange, while every capable client picks the hybrid one first.
+_COMPAT_KEX = ["curve25519-sha256", "curve25519-sha256@libssh.org"]
+
+
+def hardened_settings(
+    version: OpenSSHVersion, supported: Supported | None = None, compatible: bool = False
+) -> dict[str, list[str]]:
+    """hardened_crypto + HostKey order + RequiredRSASize (9.1+): ready for plan_settings.
+
+    ``compatible`` appends the curve25519 exchanges where the release's hardened list is
+    post-quantum only (OpenSSH 10), at the price of not matching ssh-audit's policy exactly.
+    """
     out = hardened_crypto(version, supported)
+    if compatible:
+        have = _supported_set(supported, "KexAlgorithms") if supported is not None else None
+        out["KexAlgorithms"] += [
+            k for k in _COMPAT_KEX if k not in out["KexAlgorithms"] and (have is None or k in have)
+        ]
     out["HostKey"] = [k.path for k in hardened_host_keys(version)]
     if version.has_required_rsa_size:
         out["RequiredRSASize"] = ["3072"]

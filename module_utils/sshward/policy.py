@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Union
 
+from .firewall import FirewallError
+from .firewall import _check_networks as check_networks
 from .openssh import OpenSSHVersion, Supported, hardened_settings
 
 SettingValue = Union[str, list[str], None]
@@ -101,13 +103,20 @@ def sshd_settings(
         out["Protocol"] = "2"
     if p.get("revoked_keys_file"):
         out["RevokedKeys"] = str(p["revoked_keys_file"])
-    if p["crypto"] == "hardened":
+    if p["crypto"] in ("hardened", "compatible"):
         try:
-            out.update(hardened_settings(version, supported))
+            out.update(hardened_settings(version, supported, compatible=p["crypto"] == "compatible"))
         except ValueError as exc:
             raise PolicyError(f"{PREFIX}crypto: {exc}; set it to 'distribution' to keep the host's defaults") from exc
     elif p["crypto"] != "distribution":
-        raise PolicyError(f"{PREFIX}crypto: {p['crypto']!r} is not one of hardened, distribution")
+        raise PolicyError(f"{PREFIX}crypto: {p['crypto']!r} is not one of hardened, compatible, distribution")
+    try:
+        exempt = [str(n) for n in check_networks("sshward_trusted_networks", p.get("trusted_networks") or [], [])]
+    except FirewallError as exc:
+        raise PolicyError(str(exc)) from None
+    if exempt and version.has_per_source_penalties:
+        # The admin's own networks are never refused for a scan or a burst of failed logins.
+        out["PerSourcePenaltyExemptList"] = ",".join(exempt)
     extra = p.get("extra_settings") or {}
     for keyword, value in extra.items():
         out[keyword] = value if value is None or isinstance(value, list) else str(value)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+
 import pytest
 
+from tests.conftest import ROOT, run
 from tests.lab.harden_lab import LabHandle
 
 KEY_SETTINGS = ("passwordauthentication", "kbdinteractiveauthentication", "permitrootlogin", "x11forwarding")
@@ -77,4 +81,60 @@ def test_unreachable_new_port_is_rolled_back_and_admin_still_gets_in(lab):
     assert result.returncode != 0
     assert "The change was rolled back" in result.stdout
     assert lab.sshd_T("rollback")["port"] == ["22"]
+    assert lab.ssh("rollback", "admin", "true").returncode == 0
+
+
+def test_a_run_that_died_before_the_reload_is_finished_by_the_next_run(lab):
+    """Files written, daemon never reloaded: the next run must reload although no file differs."""
+    banner = "sshward pending-reload probe"
+
+    def banner_shown() -> bool:
+        return banner in lab.ssh("dropin", "admin", "true").stderr
+
+    lab.exec("dropin", "sh", "-c", f"printf '%s\\n' '{banner}' > /etc/issue.net")
+    # What harden.yml's sshd step does before the run is cut off: the files change, no reload follows.
+    run(
+        ["ansible", "-i", str(lab.inventory), "dropin", "-b", "-m", "sshward_sshd_config",
+         "-a", json.dumps({"path": "/etc/ssh/sshd_config", "settings": {"Banner": "/etc/issue.net"}})],
+        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )  # fmt: skip
+    assert lab.sshd_T("dropin")["banner"] == ["/etc/issue.net"]
+    assert not banner_shown(), "the running daemon still serves the old settings"
+
+    result = lab.playbook("dropin", {"ssh_hardening_banner": banner})
+    assert "did not finish the reload" in result.stdout + result.stderr
+    assert banner_shown()
+    assert lab.exec("dropin", "test", "-e", "/run/sshward/sshd-reload-pending.json", check=False).returncode == 1
+    again = lab.playbook("dropin", {"ssh_hardening_banner": banner})
+    assert "changed=0" in again.stdout
+
+
+def test_openssh_10_compatible_crypto_and_trusted_networks_spared_from_penalties(lab):
+    """crypto=compatible lets a client without post-quantum KEX (paramiko) in; sshward_trusted_networks
+    are exempt from PerSourcePenalties, so the admin's scanner does not lock the admin out."""
+    import paramiko
+
+    address = lab.address("rollback")
+    trusted = str(ipaddress.ip_network(f"{address}/16", strict=False))  # the lab network, controller included
+
+    def paramiko_negotiates() -> bool:
+        transport = paramiko.Transport((address, 22))
+        try:
+            transport.start_client(timeout=15)
+            return True
+        except paramiko.SSHException:
+            return False
+        finally:
+            transport.close()
+
+    lab.playbook("rollback")
+    assert not paramiko_negotiates(), "OpenSSH 10's hardened KEX is post-quantum only"
+    lab.playbook("rollback", {"ssh_hardening_crypto": "compatible", "sshward_trusted_networks": [trusted]})
+    effective = lab.sshd_T("rollback")
+    assert effective["persourcepenaltyexemptlist"] == [trusted]
+    assert effective["kexalgorithms"][0].split(",")[-2:] == ["curve25519-sha256", "curve25519-sha256@libssh.org"]
+    assert paramiko_negotiates()
+    # ssh-audit opens many unauthenticated connections: without the exemption sshd would refuse
+    # this address for a while ("Not allowed at this time").
+    run(["ssh-audit", "-n", address], check=False)
     assert lab.ssh("rollback", "admin", "true").returncode == 0

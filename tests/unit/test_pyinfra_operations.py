@@ -8,6 +8,7 @@ compared with what the core and the Ansible module produce for the same input.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,53 @@ def test_sshd_config_backs_up_writes_validates_then_checks_effective(monkeypatch
     assert "PasswordAuthentication no" in written(texts[1])
     assert 'mv -f "$t" /etc/ssh/sshd_config' in texts[1]
     assert "-t 2>&1); then cp -p" in texts[2]  # sshd -t after installing, restore on failure
-    assert isinstance(commands[3], FunctionCommand)
-    assert len(commands) == 4
+    assert texts[3] == "install -d -m 0700 /run/sshward"
+    assert json.loads(written(texts[4])) == {  # the reload is owed until it is probed and confirmed
+        "changed_files": ["/etc/ssh/sshd_config"],
+        "backups": [{"path": "/etc/ssh/sshd_config", "backup": "/etc/ssh/sshd_config.77.2026-01-01@00:00:00~"}],
+    }
+    assert isinstance(commands[5], FunctionCommand)
+    assert len(commands) == 6
+
+
+PENDING = "/run/sshward/sshd-reload-pending.json"
+OWED = {"changed_files": ["/etc/ssh/sshd_config"], "backups": [{"path": "/etc/ssh/sshd_config", "backup": "/b~"}]}
+
+
+def test_sshd_config_with_nothing_to_change_still_owes_an_interrupted_reload(monkeypatch):
+    first, _ = run(monkeypatch, ops.sshd_config, sshd_facts(), **GUARDED)
+    after = written(first[0]).encode()
+    contents = {"/home/admin/.ssh/authorized_keys": (ADMIN_KEY + "\n").encode(), PENDING: json.dumps(OWED).encode()}
+    commands, fake = run(
+        monkeypatch, ops.sshd_config,
+        sshd_facts(SshdConfigFiles={"/etc/ssh/sshd_config": after}, FileContents=contents), **GUARDED,
+    )  # fmt: skip
+    assert [str(c) for c in commands] == [f"test -f {PENDING}"]  # a change, so the reload step runs
+    assert fake.noops == []
+
+
+def test_reload_restores_the_interrupted_runs_backups_and_clears_the_record(monkeypatch):
+    commands, _ = run(
+        monkeypatch, ops.reload_with_rollback,
+        {"FileContents": {"/etc/ssh/sshd_config.1.x~": b"half", PENDING: json.dumps(OWED).encode()}},
+        paths=["/etc/ssh/sshd_config"], backup="1.x",
+    )  # fmt: skip
+    texts = [str(c) for c in commands]
+    armed = json.loads(base64.b64decode(texts[2].rsplit(" ", 1)[1]))
+    assert armed["files"] == OWED["backups"], "the last state proven to work, not the never-loaded one"
+    assert texts[3] == "systemctl reload ssh"
+    assert isinstance(commands[4], FunctionCommand)
+    assert texts[5] == f"rm -f {PENDING}"
+
+
+def test_a_damaged_record_still_reloads_without_restoring_anything(monkeypatch):
+    commands, _ = run(
+        monkeypatch, ops.reload_with_rollback, {"FileContents": {PENDING: b"{not json"}},
+        paths=["/etc/ssh/sshd_config"], backup="1.x",
+    )  # fmt: skip
+    texts = [str(c) for c in commands]
+    assert json.loads(base64.b64decode(texts[2].rsplit(" ", 1)[1]))["files"] == []
+    assert texts[3] == "systemctl reload ssh"
 
 
 def test_sshd_config_second_run_is_a_noop(monkeypatch):
