@@ -16,9 +16,9 @@ description:
     (persisted, no fail2ban needed) and until removed with O(state=absent).
   - Only sshward's own objects are touched. iptables, chains C(SSHWARD-*) plus one jump from C(INPUT) per mode,
     loaded with C(iptables-restore --noflush), once per address family. nftables, its own C(table inet sshward)
-    (C(sshward_restrict) for restrict mode, C(sshward_ban) for ban mode), replaced in one C(nft -f) transaction. The C(nat) table, docker's
-    rules, fail2ban's chains and the host's own rules are never touched, and sshward never accepts, so it cannot
-    open what the host's firewall closes. Established sessions never enter sshward's chains.
+    (C(sshward_restrict) for restrict mode, C(sshward_ban) for ban mode), replaced in one C(nft -f) transaction.
+    The C(nat) table, docker's rules, fail2ban's chains and the host's own rules are never touched, and sshward
+    never accepts, so it cannot open what the host's firewall closes. Established sessions never enter sshward's chains.
   - Every load is checked first (C(iptables-restore --test), C(nft -c)); a refused script loads nothing. After
     loading, the live ruleset is read again and must match the policy.
   - In check mode nothing is loaded or written; the diff shows sshward's rules before and after, the exact
