@@ -1,4 +1,4 @@
-"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening + ssh_ratelimit).
+"""pyinfra deploy: harden SSH the way harden.yml does (ssh_hardening, ssh_ratelimit, ssh_notify).
 
     pyinfra inventory.py deploys/harden.py                        # defaults from the roles
     SSHWARD_POLICY=policy.yml pyinfra inventory.py deploys/harden.py   # one YAML policy for both front ends
@@ -8,7 +8,8 @@ Inside your own deploy:
     from deploys import harden
     harden.harden()
 
-Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``sshward_trusted_networks``);
+Data keys are the role variables (``ssh_hardening_*``, ``ssh_ratelimit_*``, ``ssh_notify_*``,
+``sshward_trusted_networks``);
 their defaults are read from roles/*/defaults/main.yml, so inventory data, group data, a
 ``SSHWARD_POLICY`` YAML file, harden.yml's ``-e @policy.yml`` and ``pytest verify --policy`` all speak
 the same language. Run with sudo rights (``_sudo=True`` in the inventory data, as the lab writes it).
@@ -40,16 +41,18 @@ from deploys.operations import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit")
+#: The role files the deploys read: the checkout's roles/, or the copy an installed package carries.
+ROLES_DIR = ROOT / "roles" if (ROOT / "roles").is_dir() else Path(__file__).resolve().parent / "_roles"
+ROLES = ("sshward_common", "ssh_hardening", "ssh_ratelimit", "ssh_notify")
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @cache
-def role_defaults() -> dict[str, Any]:
+def role_defaults(roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
     """Every role variable with its default, from the roles' defaults/main.yml (as verify/ reads them)."""
     out: dict[str, Any] = {}
-    for role in ROLES:
-        path = ROOT / "roles" / role / "defaults" / "main.yml"
+    for role in roles:
+        path = ROLES_DIR / role / "defaults" / "main.yml"
         out.update(yaml.safe_load(path.read_text()) or {})
     return out
 
@@ -57,7 +60,7 @@ def role_defaults() -> dict[str, Any]:
 @cache
 def policy_keys() -> tuple[str, ...]:
     """The keys of the policy the role hands to the core (roles/ssh_hardening/vars/main.yml)."""
-    data = yaml.safe_load((ROOT / "roles" / "ssh_hardening" / "vars" / "main.yml").read_text())
+    data = yaml.safe_load((ROLES_DIR / "ssh_hardening" / "vars" / "main.yml").read_text())
     return tuple(data["_ssh_hardening_policy"])
 
 
@@ -233,6 +236,12 @@ def harden() -> None:
         persistent=bool(var("ssh_ratelimit_persistent")),
         connecting_address=address,
     )
+
+    # Login notifications (ssh_notify): a step of its own, so it can follow the role's changes.
+    # Imported here because deploys.notify builds on this module's role helpers.
+    from deploys.notify import notify_steps
+
+    notify_steps()
 
 
 def _config_paths(config_path: str) -> list[str]:

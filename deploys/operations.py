@@ -411,14 +411,14 @@ def runner_python(code: str, *args: str) -> str:
     return _q(["python3", "-I", "-B", "-c", prelude + code, *args])
 
 
-def arm_commands(seconds: int, files: list[dict[str, str]], commands: list[list[str]], reason: str) -> list[str]:
+def arm_commands(
+    seconds: int, files: list[dict[str, str]], commands: list[list[str]], reason: str, name: str = REVERT_NAME
+) -> list[str]:
     """Install sshward.revert's source as the runner and arm it with its own ``arm``."""
-    revert.plan_document(REVERT_NAME, seconds, files, commands, reason)  # refuses bad input here, on the controller
+    revert.plan_document(name, seconds, files, commands, reason)  # refuses bad input here, on the controller
     source = inspect.getsource(revert)
     args = base64.b64encode(
-        json.dumps(
-            {"name": REVERT_NAME, "seconds": seconds, "files": files, "commands": commands, "reason": reason}
-        ).encode()
+        json.dumps({"name": name, "seconds": seconds, "files": files, "commands": commands, "reason": reason}).encode()
     ).decode()
     return [
         f"install -d -m 0700 {shlex.quote(REVERT_DIR)}",
@@ -549,63 +549,51 @@ def _verify_loaded(
     return True
 
 
-@operation()
-def ratelimit(
-    enabled: bool = True,
-    backend: str = "auto",
-    ports: Sequence[int] = (),
-    seconds: int = 60,
-    hitcount: int = 4,
-    trusted_networks: Sequence[str] = (),
-    trusted_seconds: int = 60,
-    trusted_hitcount: int = 10,
-    allowlist: Sequence[str] = (),
-    persistent: bool = True,
-    connecting_address: str = "",
-    config_dir: str = "/etc/sshward/firewall",
-    sshd: str = SSHD,
+def _firewall(
+    mode: str,
+    params: Mapping[str, Any],
+    enabled: bool,
+    backend: str,
+    ports: Sequence[int],
+    persistent: bool,
+    connecting_address: str,
+    config_dir: str,
+    sshd: str,
 ) -> Iterator[Any]:
-    """Rate-limit new SSH connections in sshward's own chains/table (the sshward_firewall module, ratelimit).
-
-    Rules come from sshward.firewall; they are checked (``--test`` / ``nft -c``) before any is loaded,
-    compared with the live ruleset after loading, saved under ``config_dir`` and loaded at boot by
-    ``sshward-firewall.service`` (``persistent``). ``enabled=False`` removes every trace.
-    """
-    lib = __import__("deploys._firewall_module", fromlist=["load"]).load()
-    mode = "ratelimit"
-    params = {
-        "mode": mode, "ports": list(ports) or None, "seconds": seconds, "hitcount": hitcount,
-        "trusted_networks": list(trusted_networks), "trusted_seconds": trusted_seconds,
-        "trusted_hitcount": trusted_hitcount, "allowlist": list(allowlist), "admin_networks": [],
-        "allow_loopback": True,
-    }  # fmt: skip
+    """The sshward_firewall module's steps for one mode, as commands (its order, its messages)."""
+    params = dict(params, mode=mode, ports=list(ports) or None)
     warnings: list[str] = []
     policy = None
     fh = host.get_fact(facts.FirewallHost)
     bins: dict[str, str] = fh["bins"]
     if enabled:
         try:
-            policy = lib.build_policy(params)
+            policy = fw.build_policy(params)
         except fw.FirewallError as exc:
             raise OperationError(str(exc)) from exc
         effective = host.get_fact(facts.SshdEffective, sshd=sshd)
-        listening = lib.sshd_ports("\n".join(f"{k} {v}" for k, vs in effective.items() for v in vs)) or None
+        listening = fw.sshd_ports("\n".join(f"{k} {v}" for k, vs in effective.items() for v in vs)) or None
         try:
             if ports:
                 if listening is not None:
-                    lib.check_ports(policy.ports, listening)
+                    fw.check_ports(policy.ports, listening)
             elif not listening:
                 raise OperationError(f"ports: sshd ({sshd}) was not found or lists no port; set ports")
             else:
-                policy = lib.build_policy(dict(params, ports=listening))
+                policy = fw.build_policy(dict(params, ports=listening))
         except fw.FirewallError as exc:
             raise OperationError(str(exc)) from exc
         warnings += policy.warnings
         if connecting_address:
-            cls = lib.limited_class(policy, connecting_address)
+            cls = fw.limited_class(policy, connecting_address)
             if cls in ("other", "trusted"):
                 warnings.append(
                     f"connecting_address: {connecting_address} (this connection) is rate limited as '{cls}'"
+                )
+            elif cls == "dropped":
+                warnings.append(
+                    f"connecting_address: {connecting_address} (this connection) is not in admin_networks: "
+                    "new SSH connections from it will be dropped"
                 )
 
     avail = {"iptables": "iptables-restore" in bins and "iptables-save" in bins, "nftables": "nft" in bins}
@@ -671,11 +659,11 @@ def ratelimit(
             yield FunctionCommand(_verify_loaded, (b, mode, policy, commands, _connector_args()), {})
 
     # Persistence: the saved scripts of this mode and the boot unit (sshward_firewall's layout).
-    unit_path = f"{lib.UNIT_DIR}/{lib.UNIT_NAME}"
-    saved_paths = {(m, b, f): f"{config_dir}/{lib.saved_name(m, b, f)}" for m in lib.MODES for b, f in lib.SAVED}
+    unit_path = f"{fw.UNIT_DIR}/{fw.UNIT_NAME}"
+    saved_paths = {(m, b, f): f"{config_dir}/{fw.saved_name(m, b, f)}" for m in fw.MODES for b, f in fw.SAVED}
     current_files = host.get_fact(facts.FileContents, paths=(*saved_paths.values(), unit_path))
     planned: dict[str, str | None] = {}
-    for b, family in lib.SAVED:
+    for b, family in fw.SAVED:
         keep = None
         if enabled and persistent and backends and b == backends[0]:
             fresh = [p for p in fw.plan(policy, b) if p.family == family]
@@ -690,12 +678,9 @@ def ratelimit(
         elif text is not None and (before is None or before.decode("utf-8", "replace") != text):
             file_commands.append(write_file_command(path, text, "0600"))
     entries = []
-    unit_bins = {
-        n: bins.get(n, f"/usr/sbin/{n}")
-        for n in ("iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "nft")
-    }
-    for m in lib.MODES:
-        for b, family in lib.SAVED:
+    unit_bins = {n: bins.get(n, f"/usr/sbin/{n}") for n in fw.UNIT_BINARIES}
+    for m in fw.MODES:
+        for b, family in fw.SAVED:
             path = saved_paths[(m, b, family)]
             present = planned[path] is not None if path in planned else path in current_files
             if present:
@@ -703,15 +688,15 @@ def ratelimit(
     unit_enabled = fh["unit_enabled"].strip() == "enabled"
     unit_commands: list[str] = []
     if entries:
-        unit = lib.render_unit(entries)
+        unit = fw.render_unit(entries)
         before_unit = current_files.get(unit_path)
         if before_unit is None or before_unit.decode("utf-8", "replace") != unit:
             unit_commands += [write_file_command(unit_path, unit, "0644"), "systemctl daemon-reload"]
         if not unit_enabled:
-            unit_commands.append(_q(["systemctl", "enable", lib.UNIT_NAME]))
+            unit_commands.append(_q(["systemctl", "enable", fw.UNIT_NAME]))
     elif unit_path in current_files:
         unit_commands += [
-            _q(["systemctl", "disable", lib.UNIT_NAME]),
+            _q(["systemctl", "disable", fw.UNIT_NAME]),
             f"rm -f -- {shlex.quote(unit_path)}",
             "systemctl daemon-reload",
             f"rmdir --ignore-fail-on-non-empty {shlex.quote(config_dir)} 2>/dev/null || true",
@@ -722,3 +707,54 @@ def ratelimit(
     yield from unit_commands
     if not todo and not file_commands and not unit_commands:
         host.noop(f"{mode}: the live rules, saved files and boot unit already match the policy")
+
+
+@operation()
+def ratelimit(
+    enabled: bool = True,
+    backend: str = "auto",
+    ports: Sequence[int] = (),
+    seconds: int = 60,
+    hitcount: int = 4,
+    trusted_networks: Sequence[str] = (),
+    trusted_seconds: int = 60,
+    trusted_hitcount: int = 10,
+    allowlist: Sequence[str] = (),
+    persistent: bool = True,
+    connecting_address: str = "",
+    config_dir: str = "/etc/sshward/firewall",
+    sshd: str = SSHD,
+) -> Iterator[Any]:
+    """Rate-limit new SSH connections in sshward's own chains/table (the sshward_firewall module, ratelimit).
+
+    Rules come from sshward.firewall; they are checked (``--test`` / ``nft -c``) before any is loaded,
+    compared with the live ruleset after loading, saved under ``config_dir`` and loaded at boot by
+    ``sshward-firewall.service`` (``persistent``). ``enabled=False`` removes every trace.
+    """
+    params = {
+        "seconds": seconds, "hitcount": hitcount, "trusted_networks": list(trusted_networks),
+        "trusted_seconds": trusted_seconds, "trusted_hitcount": trusted_hitcount, "allowlist": list(allowlist),
+        "admin_networks": [], "allow_loopback": True,
+    }  # fmt: skip
+    yield from _firewall("ratelimit", params, enabled, backend, ports, persistent, connecting_address, config_dir, sshd)
+
+
+@operation()
+def restrict(
+    admin_networks: Sequence[str] = (),
+    enabled: bool = True,
+    backend: str = "auto",
+    ports: Sequence[int] = (),
+    allow_loopback: bool = True,
+    persistent: bool = False,
+    connecting_address: str = "",
+    config_dir: str = "/etc/sshward/firewall",
+    sshd: str = SSHD,
+) -> Iterator[Any]:
+    """New SSH connections only from ``admin_networks`` and loopback (the sshward_firewall module, restrict).
+
+    Established sessions are untouched. Not persistent by default, as the lockdown loads it: an armed
+    revert (``arm_restrict_revert``) removes it unless confirmed.
+    """
+    params = {"admin_networks": list(admin_networks), "allow_loopback": allow_loopback}
+    yield from _firewall("restrict", params, enabled, backend, ports, persistent, connecting_address, config_dir, sshd)

@@ -150,21 +150,12 @@ manifest_sha256:
 
 import os
 import shutil
-import tarfile
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sshward import evidence as ev
+from ansible.module_utils.sshward import lockdown
 from ansible.module_utils.sshward import sessions as sess
-
-COMMANDS = {
-    "iptables-save": ["iptables-save"],
-    "ip6tables-save": ["ip6tables-save"],
-    "nft-ruleset": ["nft", "list", "ruleset"],
-    "sshd-effective": ["sshd", "-T"],
-    "fail2ban-sshd": ["fail2ban-client", "status", "sshd"],
-    "last": ["last", "-F", "-w", "-i"],
-}
 
 
 def journal_lines(module):
@@ -172,78 +163,44 @@ def journal_lines(module):
     if not journalctl:
         return None
     rc, out, _err = module.run_command(
-        [journalctl, "-o", "json", "--no-pager", "_COMM=sshd", "_COMM=sshd-session", "_COMM=sudo", "_COMM=su"],
-        environ_update={"LC_ALL": "C"},
-        errors="surrogate_or_strict",
+        [journalctl, *lockdown.JOURNAL_ARGS], environ_update={"LC_ALL": "C"}, errors="surrogate_or_strict"
     )
     return out.splitlines() if rc == 0 else None
 
 
 def collect(module, bundle, result):
     p = module.params
-    admin = sess.parse_networks(p["admin_networks"])
-    intruders = list(p["intruder_addresses"])
-    for part in p["parts"]:
-        if part == "volatile":
-            data = ev.collect_volatile(bundle, sess.snapshot())
-            result["sessions"] = data["sessions"]
-            result["foreign_sessions"] = [
-                s for s in data["sessions"] if admin and not sess.address_in(s["source_address"], admin)
-            ]
-            result["suspicious_processes"] = data["suspicious_processes"]
-            intruders += [s["source_address"] for s in result["foreign_sessions"]]
-        elif part == "commands":
-            cmds = {}
-            for name, argv in COMMANDS.items():
-                path = module.get_bin_path(argv[0], opt_dirs=["/usr/sbin", "/sbin"])
-                if path:
-                    cmds[name] = [path, *argv[1:]]
-            result["commands"] = ev.run_commands(bundle, cmds)
-        elif part == "logs":
-            story = ev.collect_logs(bundle, journal_lines(module))
-            accepted = story.get("accepted", [])
-            result["intruder_keys"] = ev.intruder_keys(accepted, sorted(set(intruders)), admin)
-            result["admin_keys"] = sorted(
-                {
-                    a["fingerprint"]
-                    for a in accepted
-                    if a.get("fingerprint") and a.get("address") and sess.address_in(a["address"], admin)
-                }
-            )
-            result["accepted_logins"] = len(accepted)
-        elif part == "keys":
-            result["authorized_keys"] = len(ev.collect_keys(bundle))
-        elif part == "files":
-            result["recent_files"] = len(ev.collect_recent(bundle, since=p["recent_seconds"], skip=[p["path"]]))
-        elif part == "persistence":
-            result["persistence_points"] = len(ev.collect_persistence(bundle))
+    result.update(
+        lockdown.collect_parts(
+            bundle,
+            p["parts"],
+            p["admin_networks"],
+            p["intruder_addresses"],
+            p["recent_seconds"],
+            skip=[p["path"]],
+            which=lambda name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"]),
+            journal=lambda: journal_lines(module),
+        )
+    )
 
 
 def seal(module, bundle, result):
     p = module.params
-    report = ev.build_report(
-        bundle,
-        p["incident_id"],
-        p["host"] or os.uname().nodename,
-        p["admin_networks"],
-        p["intruder_addresses"],
-        p["containment"],
-        p["mode"],
-    )
-    manifest = ev.write_manifest(bundle)
-    result["report"] = report
-    result["manifest_sha256"] = ev.sha256_file(manifest)
-    problems = ev.verify_manifest(bundle)
-    if problems:
-        module.fail_json(msg="the manifest does not verify: " + "; ".join(problems[:5]), **result)
-    if p["archive"] and not module.check_mode:
-        archive = bundle + ".tar.gz"
-        tmp = archive + ".tmp"
-        with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(bundle, arcname=p["incident_id"])
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, archive)
-        result["archive"] = archive
+    try:
+        result.update(
+            lockdown.seal_bundle(
+                bundle,
+                p["incident_id"],
+                p["host"],
+                p["admin_networks"],
+                p["intruder_addresses"],
+                p["containment"],
+                p["mode"],
+                archive=p["archive"] and not module.check_mode,
+            )
+        )
+    except ev.EvidenceError as exc:
+        module.fail_json(msg=str(exc), **result)
 
 
 def main():
@@ -270,18 +227,14 @@ def main():
     )
     p = module.params
     try:
-        admin = sess.parse_networks(p["admin_networks"])
+        sess.parse_networks(p["admin_networks"])
         sess.parse_networks(p["intruder_addresses"])
         bundle = ev.bundle_path(p["path"], p["incident_id"])
     except (ValueError, ev.EvidenceError) as exc:
         module.fail_json(msg=str(exc))
-    clash = [a for a in p["intruder_addresses"] if sess.address_in(a, admin)]
+    clash = lockdown.intruder_clash(p["intruder_addresses"], p["admin_networks"])
     if clash:
-        module.fail_json(
-            msg=f"intruder_addresses: {', '.join(clash)} is inside admin_networks ({', '.join(p['admin_networks'])}): "
-            "the admin address would be the intruder's. Restricting SSH to it and banning it would cut the admin off; "
-            "fix one of the two lists"
-        )
+        module.fail_json(msg=clash)
     result = {"bundle": bundle, "changed": not module.check_mode}
     work = bundle
     if module.check_mode:

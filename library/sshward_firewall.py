@@ -236,152 +236,35 @@ warnings_policy:
   sample: ["trusted_networks: '10.1.2.3/8' has host bits set; using 10.0.0.0/8"]
 """
 
-import ipaddress
 import os
-import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.sshward.firewall import (
-    BanPolicy,
+    MODES,
+    SAVED,
+    UNIT_BINARIES,
+    UNIT_DIR,
+    UNIT_NAME,
     FirewallError,
-    RateLimitPolicy,
-    RestrictPolicy,
     banned_from_state,
+    build_policy,
+    check_ports,
     conflict_message,
     detect_backend,
     diff,
+    limited_class,
     merge_bans,
     plan,
     plan_removal,
+    render_unit,
+    saved_name,
+    sshd_ports,
     state_commands,
 )
 
 C_LOCALE = {"LC_ALL": "C"}
-UNIT_NAME = "sshward-firewall.service"
-UNIT_DIR = "/etc/systemd/system"
-MODES = ("ratelimit", "restrict", "ban")
-#: Saved file per (mode, backend, family), in load order (ratelimit first, restrict's jump ends up first).
-SAVED = {
-    ("iptables", "ipv4"): "{mode}.ipv4.rules",
-    ("iptables", "ipv6"): "{mode}.ipv6.rules",
-    ("nftables", "inet"): "{mode}.nft",
-}
-JUMP_CHAIN = {"ratelimit": "SSHWARD-RATELIMIT", "restrict": "SSHWARD-RESTRICT", "ban": "SSHWARD-BAN"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure helpers (unit tested)
-
-
-def sshd_ports(sshd_T):
-    """Ports sshd listens on, from ``sshd -T`` output (``port`` and ``listenaddress`` lines)."""
-    ports = set()
-    for line in sshd_T.splitlines():
-        key, _, value = line.strip().partition(" ")
-        value = value.strip()
-        if key == "port" and value.isdigit():
-            ports.add(int(value))
-        elif key == "listenaddress":
-            m = re.search(r"\]?:(\d+)$", value)
-            if m and (value.startswith("[") or value.count(":") == 1):
-                ports.add(int(m.group(1)))
-    return sorted(ports)
-
-
-def build_policy(params):
-    """The core policy for the module's parameters; raises FirewallError naming the argument."""
-    if params["mode"] == "restrict":
-        return RestrictPolicy.from_params(params)
-    if params["mode"] == "ban":
-        return build_ban_policy(params)
-    if params.get("addresses") or params.get("protect_networks"):
-        raise FirewallError("addresses, protect_networks: only used with mode=ban; remove them or set mode=ban")
-    if params.get("admin_networks"):
-        raise FirewallError("admin_networks: only used with mode=restrict; remove it or set mode=restrict")
-    admins = list(params.get("admin_addresses") or [])
-    return RateLimitPolicy.from_params(dict(params, allowlist=list(params.get("allowlist") or []) + admins))
-
-
-def build_ban_policy(params):
-    """Ban policy: the admin's addresses (given, and the one Ansible connects from) are protected too."""
-    if params.get("admin_networks"):
-        raise FirewallError("admin_networks: only used with mode=restrict; for mode=ban use protect_networks")
-    protect = list(params.get("protect_networks") or []) + list(params.get("admin_addresses") or [])
-    if params.get("connecting_address"):
-        protect.append(params["connecting_address"])
-    return BanPolicy.from_params(dict(params, protect_networks=protect))
-
-
-def check_ports(wanted, listening):
-    """Refuse ports sshd does not listen on (message names ``ports``)."""
-    missing = sorted(set(wanted) - set(listening))
-    if missing:
-        raise FirewallError(
-            f"ports: sshd does not listen on {', '.join(str(p) for p in missing)} "
-            f"(sshd -T lists {', '.join(str(p) for p in listening) or 'none'}); protect the ports sshd uses, "
-            "or leave ports unset to follow sshd"
-        )
-
-
-def limited_class(policy, address):
-    """How ``address`` is treated: 'allowlist', 'trusted', 'other' (ratelimit) or 'admin'/'dropped' (restrict)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(policy, RestrictPolicy):
-        return "admin" if any(ip in n for n in policy.admin_networks) else "dropped"
-    if isinstance(policy, BanPolicy):
-        return "banned" if any(ip in n for n in policy.addresses) else "protected"
-    if any(ip in n for n in policy.allowlist):
-        return "allowlist"
-    if any(ip in n for n in policy.trusted_networks):
-        return "trusted"
-    return "other"
-
-
-def saved_name(mode, backend, family):
-    return SAVED[(backend, family)].format(mode=mode)
-
-
-def render_unit(entries):
-    """The systemd unit for the saved files.
-
-    ``entries``: (mode, backend, family, path, binaries) in load order, where ``binaries`` maps
-    ``iptables``/``ip6tables``/``iptables-restore``/``ip6tables-restore``/``nft`` to absolute paths.
-    """
-    pre, start = [], []
-    for mode, backend, family, path, bins in entries:
-        if backend == "nftables":
-            start.append(f"ExecStart={bins['nft']} -f {path}")
-            continue
-        tool = "iptables" if family == "ipv4" else "ip6tables"
-        # A restart must not stack a second jump: drop the old one first ("-": absent is fine).
-        pre.append(f"ExecStartPre=-{bins[tool]} -w 10 -D INPUT -p tcp -m conntrack --ctstate NEW -j {JUMP_CHAIN[mode]}")
-        start.append(f"ExecStart={bins[tool + '-restore']} --noflush --wait=10 {path}")
-    return "\n".join(
-        [
-            "# Written by sshward (sshward_firewall); loads only sshward's own rules.",
-            "[Unit]",
-            "Description=sshward SSH firewall rules (rate limit / restrict)",
-            "DefaultDependencies=no",
-            "Wants=network-pre.target",
-            "After=systemd-modules-load.service local-fs.target netfilter-persistent.service nftables.service",
-            "Before=network-pre.target ssh.service shutdown.target",
-            "Conflicts=shutdown.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            *pre,
-            *start,
-            "",
-            "[Install]",
-            "WantedBy=sysinit.target",
-            "",
-        ]
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,7 +462,7 @@ class FirewallModule:
         """Rewrite (or remove) the unit from the saved files; ``planned`` maps path -> text or None."""
         entries = []
         bins = {}
-        for name in ("iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "nft"):
+        for name in UNIT_BINARIES:
             bins[name] = self.bin(name) or f"/usr/sbin/{name}"
         for mode in MODES:
             for backend, family in SAVED:

@@ -77,7 +77,7 @@ locked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sshward import evidence, quarantine
+from ansible.module_utils.sshward import evidence, lockdown, quarantine
 
 
 def main():
@@ -96,9 +96,9 @@ def main():
     bad = [f for f in p["fingerprints"] if not f.startswith("SHA256:")]
     if bad:
         module.fail_json(msg=f"fingerprints: {bad} are not SHA256:... fingerprints as sshd logs them")
-    refused = [u for u in p["lock_accounts"] if u in ("root", p["connecting_user"])]
+    refused = lockdown.lock_refusal(p["lock_accounts"], p["connecting_user"])
     if refused:
-        module.fail_json(msg=f"lock_accounts: refusing to lock {refused} (root or the account this play uses)")
+        module.fail_json(msg=refused)
     homes = [h for h in evidence.user_homes() if not p["users"] or h[0] in p["users"]]
     try:
         removed = quarantine.quarantine_keys(
@@ -114,7 +114,7 @@ def main():
     usermod = module.get_bin_path("usermod", required=bool(p["lock_accounts"]))
     for user in p["lock_accounts"]:
         rc, out, _ = module.run_command(["passwd", "-S", user], environ_update={"LC_ALL": "C"})
-        already = rc == 0 and len(out.split()) > 1 and out.split()[1] == "L"
+        already = rc == 0 and lockdown.passwd_locked(out)
         if already:
             continue
         locked.append(user)

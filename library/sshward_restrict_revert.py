@@ -92,16 +92,7 @@ def removal_commands(module, backend, state_dir, name):
         )
     else:
         plans = firewall.plan_removal("restrict", backend, nft_json=outputs["inet"])
-    commands, scripts = [], []
-    for plan in plans:
-        if not plan.changed:
-            continue
-        path = os.path.join(state_dir, f"{name}.{plan.family}.rules")
-        scripts.append((path, plan.script))
-        # the plan feeds its script on stdin (nft -f /dev/stdin, iptables-restore reading stdin): give the file instead
-        argv = [a for a in plan.command if a != "/dev/stdin"]
-        commands.append([*argv, path])
-    return commands, scripts
+    return firewall.removal_revert_steps(plans, state_dir, name)
 
 
 def main():

@@ -83,6 +83,7 @@ survivors:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sshward import lockdown
 from ansible.module_utils.sshward import sessions as core
 
 
@@ -109,34 +110,11 @@ def main():
         module.exit_json(changed=False, sessions=listed, killed=[], kept=[], survivors=[])
     if not admin:
         module.fail_json(msg="admin_networks: empty; refusing to kill sessions without knowing whose to keep")
-    kill, kept = [], []
-    for s in snap.sessions:
-        if core.address_in(s.source_address, admin):
-            kept.append({"pid": s.pid, "source_address": s.source_address, "user": s.user, "why": "admin address"})
-        elif s.pid in protected:
-            kept.append({"pid": s.pid, "source_address": s.source_address, "user": s.user, "why": "this connection"})
-            module.warn(f"this Ansible connection comes from {s.source_address}, outside admin_networks; kept")
-        elif only and not core.address_in(s.source_address, only):
-            kept.append({"pid": s.pid, "source_address": s.source_address, "user": s.user, "why": "not selected"})
-        else:
-            kill.append(s)
-    killed, pids = [], []
-    for s in kill:
-        targets = core.session_targets(s, snap.processes, protected)
-        if not module.check_mode:
-            targets = core.kill_session(s, protected)
-            pids.extend(targets)
-        killed.append(
-            {
-                "pid": s.pid,
-                "user": s.user,
-                "source_address": s.source_address,
-                "source_port": s.source_port,
-                "ttys": s.ttys,
-                "pids": targets,
-            }
-        )
-    survivors = [] if module.check_mode else core.gone(pids)
+    kill, kept = lockdown.select_sessions(snap.sessions, admin, protected, only)
+    for k in kept:
+        if k["why"] == "this connection":
+            module.warn(f"this Ansible connection comes from {k['source_address']}, outside admin_networks; kept")
+    killed, survivors = lockdown.kill_sessions(snap, kill, protected, check=module.check_mode)
     if survivors:
         module.fail_json(msg=f"processes {survivors} survived SIGKILL", sessions=listed, killed=killed, kept=kept)
     module.exit_json(changed=bool(killed), sessions=listed, killed=killed, kept=kept, survivors=survivors)

@@ -1,4 +1,4 @@
-"""SSHW-KEYS: every user's authorized_keys: safe modes, declared keys present, no unknown keys.
+"""SSHW-KEYS: every user's authorized_keys: safe modes, declared keys present, no unknown keys; revoked keys refused.
 
 The files are the ones sshd reads (its effective AuthorizedKeysFile, tokens expanded) for every
 account in the passwd database, root included. Keys are compared by SHA-256 fingerprint, as sshd
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sshward.keys import AuthorizedKey, iter_authorized_keys, parse_authorized_line, printable
+from sshward.revoke import RECORD_SUFFIX, KeySpecError, effective_value, parse_key_line, parse_krl_record
 
 from .helpers import Stat, as_root, control, stat_paths, writable_by_others
 from .policy import role_policy
@@ -162,3 +163,39 @@ def test_no_unknown_keys(keys_files, declared):
         if k.key and k.key.fingerprint not in declared.get(f.account.name, {"fingerprints": {}})["fingerprints"]
     ]
     assert unknown == [], "unknown keys: " + "; ".join(unknown)
+
+
+# ssh-keygen -Q exits 1 for a revoked key; the wrapper keeps testinfra from seeing 255 (a lost connection).
+_KRL_QUERY = (
+    'f=$(mktemp) && printf "%s\\n" "$1" > "$f"; ssh-keygen -Q -f "$2" "$f"; rc=$?; rm -f "$f"; '
+    "exit $((rc > 1 ? 2 : rc))"
+)
+
+
+@control("SSHW-KEYS-005", "the keys ssh_hardening_revoked_keys lists are refused (RevokedKeys KRL)")
+def test_revoked_keys_refused(host, effective, variables):
+    listed = role_policy("ssh_hardening", variables)["revoked_keys"] or []
+    if not listed:
+        pytest.skip("ssh_hardening_revoked_keys lists no key")
+    krl = effective_value(effective, "revokedkeys")
+    assert krl, "sshd -T: RevokedKeys is not set, so sshd accepts every key ssh_hardening_revoked_keys lists"
+    accepted = []
+    with as_root(host):
+        record = host.run("cat -- %s", krl + RECORD_SUFFIX)
+        recorded = set(parse_krl_record(record.stdout)) if record.rc == 0 else set()
+        for spec in listed:
+            try:
+                key = parse_key_line(str(spec), "ssh_hardening_revoked_keys")
+            except KeySpecError as exc:
+                accepted.append(str(exc))
+                continue
+            if key.public_key:
+                # The real test: does the KRL sshd reads refuse this key?
+                query = host.run("sh -c %s sh %s %s", _KRL_QUERY, key.public_key, krl)
+                if query.rc != 1 or "REVOKED" not in query.stdout:
+                    said = query.stdout.strip() or query.stderr.strip()
+                    accepted.append(f"{key.fingerprint} (ssh-keygen -Q -f {krl}: {said})")
+            elif key.fingerprint not in recorded:
+                # Only a fingerprint: ssh-keygen -Q needs the key, so sshward's record of the KRL is what can tell.
+                accepted.append(f"{key.fingerprint} (not in {krl + RECORD_SUFFIX})")
+    assert accepted == [], "revoked keys sshd would still accept: " + "; ".join(accepted)

@@ -38,7 +38,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 __all__ = [
     "BACKENDS",
@@ -47,12 +47,20 @@ __all__ = [
     "FirewallError",
     "IptablesSave",
     "Plan",
+    "SAVED",
+    "UNIT_BINARIES",
+    "UNIT_DIR",
+    "UNIT_NAME",
     "RateLimitPolicy",
     "RestrictPolicy",
+    "build_ban_policy",
+    "build_policy",
+    "check_ports",
     "conflict_message",
     "detect_backend",
     "banned_from_state",
     "diff",
+    "limited_class",
     "merge_bans",
     "parse_iptables_save",
     "plan",
@@ -61,8 +69,12 @@ __all__ = [
     "plan_nftables",
     "plan_nftables_removal",
     "plan_removal",
+    "removal_revert_steps",
     "render_iptables",
     "render_nftables",
+    "render_unit",
+    "saved_name",
+    "sshd_ports",
     "state_commands",
 ]
 
@@ -174,8 +186,35 @@ def _known(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names and v is not None}
 
 
+_P = TypeVar("_P", bound="_PolicyBase")
+
+
+class _PolicyBase:
+    """What both policies share: construction from parameters and the ports/networks prologue."""
+
+    mode = ""
+    ports: tuple[int, ...]
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls: type[_P], params: Mapping[str, Any]) -> _P:
+        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
+        return cls(**_known(cls, params))
+
+    def _check_ports_and_networks(self, *network_fields: str) -> list[str]:
+        """Validate ``ports`` and the named network fields in place; returns the warnings."""
+        warnings: list[str] = []
+        object.__setattr__(self, "ports", _check_ports("ports", self.ports))
+        for name in network_fields:
+            object.__setattr__(self, name, _check_networks(name, getattr(self, name), warnings))
+        return warnings
+
+    def _add_warnings(self, warnings: list[str]) -> None:
+        object.__setattr__(self, "warnings", tuple(self.warnings) + tuple(warnings))
+
+
 @dataclass(frozen=True)
-class RateLimitPolicy:
+class RateLimitPolicy(_PolicyBase):
     """Per-source limit on new SSH connections.
 
     ``trusted_networks`` (the organisation) get ``trusted_hitcount``/``trusted_seconds``;
@@ -196,18 +235,8 @@ class RateLimitPolicy:
 
     mode = "ratelimit"
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> RateLimitPolicy:
-        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
-        return cls(**_known(cls, params))
-
     def __post_init__(self) -> None:
-        warnings: list[str] = []
-        object.__setattr__(self, "ports", _check_ports("ports", self.ports))
-        nets = _check_networks("trusted_networks", self.trusted_networks, warnings)
-        allow = _check_networks("allowlist", self.allowlist, warnings)
-        object.__setattr__(self, "trusted_networks", nets)
-        object.__setattr__(self, "allowlist", allow)
+        warnings = self._check_ports_and_networks("trusted_networks", "allowlist")
         for prefix in ("trusted_", ""):
             secs = _check_int(
                 f"{prefix}seconds",
@@ -227,11 +256,11 @@ class RateLimitPolicy:
             )
             object.__setattr__(self, f"{prefix}seconds", secs)
             object.__setattr__(self, f"{prefix}hitcount", hits)
-        object.__setattr__(self, "warnings", tuple(self.warnings) + tuple(warnings))
+        self._add_warnings(warnings)
 
 
 @dataclass(frozen=True)
-class RestrictPolicy:
+class RestrictPolicy(_PolicyBase):
     """Incident lockdown: new SSH connections only from ``admin_networks`` (and loopback).
 
     Established sessions are untouched (closing them is the session module's job). Like the
@@ -247,23 +276,15 @@ class RestrictPolicy:
 
     mode = "restrict"
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> RestrictPolicy:
-        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
-        return cls(**_known(cls, params))
-
     def __post_init__(self) -> None:
-        warnings: list[str] = []
-        object.__setattr__(self, "ports", _check_ports("ports", self.ports))
-        nets = _check_networks("admin_networks", self.admin_networks, warnings)
-        if not nets:
+        warnings = self._check_ports_and_networks("admin_networks")
+        if not self.admin_networks:
             raise FirewallError(
                 "admin_networks: at least one address is required; restrict mode drops every other "
                 "new SSH connection, yours included (e.g. ['203.0.113.7/32'])"
             )
-        object.__setattr__(self, "admin_networks", nets)
         object.__setattr__(self, "allow_loopback", bool(self.allow_loopback))
-        object.__setattr__(self, "warnings", tuple(self.warnings) + tuple(warnings))
+        self._add_warnings(warnings)
 
 
 @dataclass(frozen=True)
@@ -1165,6 +1186,155 @@ def diff(plans: Sequence[Plan]) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Front ends: ports, parameters, persistence (the sshward_firewall module and the pyinfra deploy)
+
+UNIT_NAME = "sshward-firewall.service"
+UNIT_DIR = "/etc/systemd/system"
+#: Saved file per (backend, family), named per mode; the boot unit loads them in this order.
+SAVED: dict[tuple[str, str], str] = {
+    ("iptables", "ipv4"): "{mode}.ipv4.rules",
+    ("iptables", "ipv6"): "{mode}.ipv6.rules",
+    ("nftables", "inet"): "{mode}.nft",
+}
+#: The binaries the boot unit names, looked up on the host by the front end.
+UNIT_BINARIES = ("iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "nft")
+
+
+def sshd_ports(sshd_T: str) -> list[int]:
+    """Ports sshd listens on, from ``sshd -T`` output (``port`` and ``listenaddress`` lines)."""
+    ports: set[int] = set()
+    for line in sshd_T.splitlines():
+        key, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if key == "port" and value.isdigit():
+            ports.add(int(value))
+        elif key == "listenaddress":
+            m = re.search(r"\]?:(\d+)$", value)
+            if m and (value.startswith("[") or value.count(":") == 1):
+                ports.add(int(m.group(1)))
+    return sorted(ports)
+
+
+def build_policy(params: Mapping[str, Any]) -> Policy:
+    """The policy for sshward_firewall-style parameters (``mode`` selects it); raises FirewallError
+    naming the argument. ``admin_addresses`` join the rate limit's allowlist."""
+    if params["mode"] == "restrict":
+        return RestrictPolicy.from_params(params)
+    if params["mode"] == "ban":
+        return build_ban_policy(params)
+    if params.get("addresses") or params.get("protect_networks"):
+        raise FirewallError("addresses, protect_networks: only used with mode=ban; remove them or set mode=ban")
+    if params.get("admin_networks"):
+        raise FirewallError("admin_networks: only used with mode=restrict; remove it or set mode=restrict")
+    admins = list(params.get("admin_addresses") or [])
+    return RateLimitPolicy.from_params(dict(params, allowlist=list(params.get("allowlist") or []) + admins))
+
+
+def build_ban_policy(params: Mapping[str, Any]) -> BanPolicy:
+    """Ban policy: the admin's addresses (given, and the one Ansible connects from) are protected too."""
+    if params.get("admin_networks"):
+        raise FirewallError("admin_networks: only used with mode=restrict; for mode=ban use protect_networks")
+    protect = list(params.get("protect_networks") or []) + list(params.get("admin_addresses") or [])
+    if params.get("connecting_address"):
+        protect.append(params["connecting_address"])
+    return BanPolicy.from_params(dict(params, protect_networks=protect))
+
+
+def check_ports(wanted: Iterable[int], listening: Iterable[int]) -> None:
+    """Refuse ports sshd does not listen on (message names ``ports``)."""
+    listening = list(listening)
+    missing = sorted(set(wanted) - set(listening))
+    if missing:
+        raise FirewallError(
+            f"ports: sshd does not listen on {', '.join(str(p) for p in missing)} "
+            f"(sshd -T lists {', '.join(str(p) for p in listening) or 'none'}); protect the ports sshd uses, "
+            "or leave ports unset to follow sshd"
+        )
+
+
+def limited_class(policy: Policy, address: str) -> str | None:
+    """How ``address`` is treated: 'allowlist', 'trusted', 'other' (ratelimit) or 'admin'/'dropped'
+    (restrict); None when it is not an address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(policy, RestrictPolicy):
+        return "admin" if any(ip in n for n in policy.admin_networks) else "dropped"
+    if isinstance(policy, BanPolicy):
+        return "banned" if any(ip in n for n in policy.addresses) else "protected"
+    if any(ip in n for n in policy.allowlist):
+        return "allowlist"
+    if any(ip in n for n in policy.trusted_networks):
+        return "trusted"
+    return "other"
+
+
+def saved_name(mode: str, backend: str, family: str) -> str:
+    """File name of a saved script under the config directory."""
+    return SAVED[(backend, family)].format(mode=_check_mode(mode))
+
+
+def render_unit(entries: Iterable[tuple[str, str, str, str, Mapping[str, str]]]) -> str:
+    """The systemd unit loading the saved files at boot.
+
+    ``entries``: (mode, backend, family, path, binaries) in load order, where ``binaries`` maps
+    ``iptables``/``ip6tables``/``iptables-restore``/``ip6tables-restore``/``nft`` to absolute paths.
+    """
+    pre, start = [], []
+    for mode, backend, family, path, bins in entries:
+        if backend == "nftables":
+            start.append(f"ExecStart={bins['nft']} -f {path}")
+            continue
+        tool = "iptables" if family == "ipv4" else "ip6tables"
+        jump = IPT_CHAINS[mode][0]
+        # A restart must not stack a second jump: drop the old one first ("-": absent is fine).
+        pre.append(f"ExecStartPre=-{bins[tool]} -w 10 -D INPUT {IPT_JUMP_MATCH} -j {jump}")
+        start.append(f"ExecStart={bins[tool + '-restore']} --noflush --wait=10 {path}")
+    return "\n".join(
+        [
+            "# Written by sshward (sshward_firewall); loads only sshward's own rules.",
+            "[Unit]",
+            "Description=sshward SSH firewall rules (rate limit / restrict)",
+            "DefaultDependencies=no",
+            "Wants=network-pre.target",
+            "After=systemd-modules-load.service local-fs.target netfilter-persistent.service nftables.service",
+            "Before=network-pre.target ssh.service shutdown.target",
+            "Conflicts=shutdown.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            *pre,
+            *start,
+            "",
+            "[Install]",
+            "WantedBy=sysinit.target",
+            "",
+        ]
+    )
+
+
+def removal_revert_steps(
+    plans: Iterable[Plan], state_dir: str, name: str
+) -> tuple[list[list[str]], list[tuple[str, str]]]:
+    """The removal ``plans`` of a loaded mode as steps of an armed revert (sshward.revert), which
+    runs later with no standard input: each script is read from a file under ``state_dir``.
+
+    Returns (commands, scripts): every changed plan's argv with the script's path in place of
+    ``/dev/stdin``, and the (path, script) files to write before arming.
+    """
+    commands: list[list[str]] = []
+    scripts: list[tuple[str, str]] = []
+    for p in plans:
+        if not p.changed:
+            continue
+        path = f"{state_dir.rstrip('/')}/{name}.{p.family}.rules"
+        scripts.append((path, p.script))
+        commands.append([*(a for a in p.command if a != "/dev/stdin"), path])
+    return commands, scripts
 
 
 _IPT_VERSION = re.compile(r"^ip6?tables v(\d+(?:\.\d+)*)(?: \((legacy|nf_tables)\))?", re.MULTILINE)

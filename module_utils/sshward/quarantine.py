@@ -19,7 +19,7 @@ import os
 import signal
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -110,11 +110,13 @@ def quarantine_keys(
     quarantine_file: str | None,
     protect: Iterable[str] = (),
     check: bool = False,
+    annotate: Mapping[str, Any] | None = None,
 ) -> list[KeyRemoval]:
     """Remove the keys with ``fingerprints`` from ``files`` ((user, path) pairs).
 
     ``protect``: fingerprints that must never be removed (the admin's own key); asking for
-    one raises :class:`QuarantineError` before anything changes.
+    one raises :class:`QuarantineError` before anything changes. ``annotate``: fields added to
+    each quarantine record (the host and the time, for a fleet-wide revocation).
     """
     wanted = set(fingerprints)
     clash = wanted & set(protect)
@@ -136,7 +138,7 @@ def quarantine_keys(
     for path, new, st, removed in plans:
         if not check:
             if quarantine_file:
-                append_records(quarantine_file, [r.to_dict() for r in removed])
+                append_records(quarantine_file, [{**r.to_dict(), **(annotate or {})} for r in removed])
             rewrite_keeping_owner(path, new, st)
         done.extend(removed)
     return done

@@ -101,6 +101,7 @@ BREAK_TABLE = [
     ("SSHW-KEYS-002", "policy: admin declared with a second key that is not installed", "admin lacks SHA256:"),
     ("SSHW-KEYS-003", "policy: admin exclusive; shell: another key installed", "/home/admin/.ssh/authorized_keys"),
     ("SSHW-KEYS-004", "the undeclared key installed for admin", "/home/admin/.ssh/authorized_keys"),
+    ("SSHW-KEYS-005", "policy: ssh_hardening_revoked_keys [a key], no RevokedKeys", "RevokedKeys is not set"),
     ("SSHW-MATCH-001", "policy: ssh_hardening_sftp_only_groups [sftponly]; shell: a member", "forcecommand"),
     ("SSHW-INTEG-001", "shell: a line appended to /etc/ssh/ssh_config", "changed: /etc/ssh/ssh_config"),
     ("SSHW-INTEG-002", "shell: a byte appended to /usr/bin/ssh-keyscan", "/usr/bin/ssh-keyscan"),
@@ -307,6 +308,7 @@ def broken(suite):
         "ssh_hardening_deny_users": ["nobody"],
         "ssh_hardening_deny_groups": ["nogroup"],
         "ssh_hardening_revoked_keys_file": "/etc/ssh/revoked_keys",
+        "ssh_hardening_revoked_keys": [(KEYS / "ecdsa256.pub").read_text().strip()],
         "ssh_hardening_listen_addresses": ["192.0.2.10"],
         "ssh_hardening_sftp_only_groups": ["sftponly"],
         "ssh_hardening_users": [

@@ -630,3 +630,30 @@ def test_restrict_from_params():
     assert fw.RestrictPolicy.from_params({"admin_networks": ["203.0.113.7"], "backend": "auto"}) == fw.RestrictPolicy(
         admin_networks=["203.0.113.7/32"]
     )
+
+
+@pytest.mark.parametrize("backend", fw.BACKENDS)
+def test_removal_revert_steps_read_scripts_from_files(backend: str) -> None:
+    loaded = fw.RestrictPolicy(admin_networks=("203.0.113.7/32",))
+    if backend == "iptables":
+        rules = [ln for ln in fw.render_iptables(loaded, "ipv4").splitlines() if ln.startswith((":", "-A"))]
+        live = "\n".join(["*filter", ":INPUT ACCEPT [0:0]", *rules, "COMMIT", ""])
+        plans = fw.plan_removal("restrict", backend, iptables_save=live, ip6tables_save="")
+    else:
+        plans = fw.plan_removal("restrict", backend, nft_json="table inet sshward_restrict {\n}\n")
+    commands, scripts = fw.removal_revert_steps(plans, "/var/lib/sshward/revert/", "lockdown-restrict")
+    assert commands and len(commands) == len(scripts)
+    for argv, (path, script) in zip(commands, scripts, strict=True):
+        assert argv[-1] == path and "/dev/stdin" not in argv
+        assert path.startswith("/var/lib/sshward/revert/lockdown-restrict.") and script
+
+
+def test_removal_revert_steps_skip_unchanged_plans() -> None:
+    plans = fw.plan_removal("restrict", "nftables", nft_json=None)
+    assert fw.removal_revert_steps(plans, "/x", "n") == ([], [])
+
+
+def test_both_policies_build_from_params_ignoring_unknown_and_none() -> None:
+    params = {"ports": None, "admin_networks": ["203.0.113.7"], "hitcount": 3, "bogus": 1}
+    assert fw.RestrictPolicy.from_params(params).ports == (22,)
+    assert fw.RateLimitPolicy.from_params(params).hitcount == 3

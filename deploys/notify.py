@@ -1,0 +1,168 @@
+"""pyinfra step of the harden deploy: the login notifier's hook (roles/ssh_notify), kept small.
+
+The role's own layout is reused, not restated: the core files and the PAM line come from
+``roles/ssh_notify/vars/main.yml``, the entry point is the role's template, the configuration is
+the role's ``_ssh_notify_config`` shape checked by the core's ``sshward.notify.config_from_dict``
+before it is written (0600). Installed: the core's notifier modules under
+``ssh_notify_install_dir/sshward``, the entry point, spool and state directories, the config and
+the sshd session hook. Not yet: the sudo hooks, the pam-auth-update failure profile and the flush
+timer (the role does those). With no channel, an earlier hook and config are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pyinfra import host
+from pyinfra.api import OperationError, deploy, operation
+from pyinfra.operations import files
+
+from deploys import facts
+from deploys.harden import ROLES_DIR, role_defaults, var
+from deploys.operations import write_file_command
+from sshward import notify as core_notify
+
+ROLE = ROLES_DIR / "ssh_notify"
+#: The core package as installed (the checkout's module_utils/sshward, or site-packages).
+CORE = Path(core_notify.__file__).resolve().parent
+ROLES = ("ssh_notify",)
+PAM_SSHD = "/etc/pam.d/sshd"
+#: The role inserts the hook before the first session pam_env line (see roles/ssh_notify/tasks/pam.yml).
+BEFORE = re.compile(r"^\s*session\s+\S+\s+pam_env\.so")
+
+
+@cache
+def role_vars() -> dict[str, Any]:
+    """The role's internal values, with ``{{ _ssh_notify_script }}`` filled in."""
+    data: dict[str, Any] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    script = data["_ssh_notify_script"]
+    for key in ("_ssh_notify_session_line", "_ssh_notify_session_regexp"):
+        data[key] = re.sub(r"\{\{\s*_ssh_notify_script\s*\}\}", script, data[key])
+    return data
+
+
+def config() -> dict[str, Any]:
+    """``_ssh_notify_config`` of roles/ssh_notify/vars/main.yml, from the data keys."""
+    channels = [{k: v for k, v in c.items() if v is not None} for c in var("ssh_notify_channels") or []]
+    return {
+        "hostname": var("ssh_notify_hostname"),
+        "spool_dir": var("ssh_notify_spool_dir"),
+        "state_dir": var("ssh_notify_state_dir"),
+        "timeout": var("ssh_notify_timeout"),
+        "rate_limit_per_minute": var("ssh_notify_rate_limit_per_minute"),
+        "network_prefix": {
+            "ipv4": var("ssh_notify_network_prefix_ipv4"),
+            "ipv6": var("ssh_notify_network_prefix_ipv6"),
+        },
+        "sudo": var("ssh_notify_sudo"),
+        "max_spool_events": var("ssh_notify_max_spool_events"),
+        "max_age_days": var("ssh_notify_max_age_days"),
+        "authlog": {
+            "journal": var("ssh_notify_authlog_journal"),
+            "files": var("ssh_notify_authlog_files"),
+            "wait": var("ssh_notify_authlog_wait"),
+        },
+        "channels": channels,
+    }
+
+
+def entry_point(python: str, install_dir: str) -> str:
+    """The role's sshward-notify.py.j2, rendered as Ansible renders it."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["to_json"] = json.dumps
+    template = env.from_string((ROLE / "templates" / "sshward-notify.py.j2").read_text())
+    return template.render(
+        ssh_notify_python=python, ssh_notify_install_dir=install_dir, ansible_managed="Managed by sshward (pyinfra)"
+    )
+
+
+def with_hook(text: str, line: str, regexp: str, present: bool) -> str:
+    """The PAM stack with the hook line present (before the first session pam_env line) or absent."""
+    pattern = re.compile(regexp)
+    lines = text.splitlines()
+    kept = [ln for ln in lines if not pattern.match(ln)]
+    if present:
+        at = next((i for i, ln in enumerate(kept) if BEFORE.match(ln)), len(kept))
+        kept.insert(at, line)
+        if [ln for ln in lines if pattern.match(ln)] == [line] and lines.index(line) == at:
+            return text  # already where the role puts it
+    return "\n".join(kept) + ("\n" if text.endswith("\n") or not text else "")
+
+
+@operation()
+def pam_session_hook(present: bool = True, path: str = PAM_SSHD) -> Iterator[str]:
+    """The notifier's pam_exec line in the sshd session stack (roles/ssh_notify/tasks/pam.yml)."""
+    current = host.get_fact(facts.FileContents, paths=(path,)).get(path)
+    if current is None:
+        if present:
+            raise OperationError(f"{path} is missing: cannot hook the notifier into sshd's PAM session stack")
+        host.noop(f"{path} is missing")
+        return
+    rv = role_vars()
+    text = current.decode("utf-8", "surrogateescape")
+    after = with_hook(text, rv["_ssh_notify_session_line"], rv["_ssh_notify_session_regexp"], present)
+    if after == text:
+        host.noop(f"{path}: the notifier hook is {'in place' if present else 'absent'}")
+        return
+    yield write_file_command(path, after, "0644")
+
+
+def notify_steps() -> None:
+    """The operations, for a deploy whose data holds the ssh_notify variables (the harden deploy's does)."""
+    rv = role_vars()
+    enabled = var("ssh_notify_enabled")
+    if isinstance(enabled, str):  # the role's default is a template: enabled when channels are set
+        enabled = bool(var("ssh_notify_channels"))
+    config_path = str(var("ssh_notify_config_path"))
+    if not enabled:
+        pam_session_hook(name="No notifier hook in sshd's PAM session stack", present=False)
+        files.file(name="No notifier configuration", path=config_path, present=False)
+        return
+    data = config()
+    try:
+        core_notify.config_from_dict(data, "ssh_notify_channels")
+    except (ValueError, TypeError) as exc:
+        raise OperationError(f"ssh_notify: {exc}") from exc
+    install_dir = str(var("ssh_notify_install_dir"))
+    files.directory(name="The notifier's core directory", path=f"{install_dir}/sshward", mode="0755")
+    for name in rv["_ssh_notify_core_files"]:
+        files.put(
+            name=f"Notifier module {name} (the sshward core)",
+            src=str(CORE / name),
+            dest=f"{install_dir}/sshward/{name}",
+            user="root", group="root", mode="0644",
+        )  # fmt: skip
+    files.put(
+        name="The sshward-notify entry point",
+        src=StringIO(entry_point(str(var("ssh_notify_python")), install_dir)),
+        dest=rv["_ssh_notify_script"],
+        user="root", group="root", mode="0755",
+    )  # fmt: skip
+    for directory in (var("ssh_notify_spool_dir"), var("ssh_notify_state_dir")):
+        files.directory(name=f"Notifier directory {directory} (root only)", path=str(directory), mode="0700")
+    files.directory(name="The configuration directory", path=config_path.rsplit("/", 1)[0], mode="0755")
+    files.put(
+        name="The notifier configuration (secrets, root only)",
+        src=StringIO(json.dumps(data, indent=4, sort_keys=True) + "\n"),
+        dest=config_path,
+        user="root", group="root", mode="0600",
+    )  # fmt: skip
+    pam_session_hook(name="Hook the notifier into sshd's PAM session stack", present=True)
+
+
+@deploy("Login notifications (sshward ssh_notify)", data_defaults=role_defaults(ROLES))
+def notify_hook() -> None:
+    notify_steps()
+
+
+# Run on its own (`pyinfra INVENTORY deploys/notify.py`); the harden deploy calls it as its last step.
+if __name__ in ("builtins", "__main__"):
+    notify_hook()
