@@ -1,46 +1,78 @@
 """Login time with and without the sshward-notify PAM hook, receivers up, down and hanging.
 
-Runs against the containers of the molecule scenario `notify` (create them first with
-`molecule converge -s notify`): real `ssh` key logins from the client container to each
-target, timed inside the client (so docker exec overhead is not counted). For each
-target and receiver state it measures N logins with the hook in /etc/pam.d/sshd, then N
-with the hook line commented out, interleaved in rounds so load changes hit both alike.
-Appends a table to docs/benchmarks.md (section "Login notifications"), keeping the rest.
+Runs against the containers of the molecule scenario `notify` (bring them up first with
+`molecule converge -s notify`; the bench leaves them as it found them):
 
-    python bench/bench_notify_login.py [--logins 10] [--targets bookworm,trixie] [--no-write]
+* **Logins**: real `ssh alice@target true` key logins from the client container to each
+  target, timed inside the client (docker exec overhead is not counted). For each receiver
+  state (up; down: nothing listens; hang: they accept and never answer) it runs rounds of
+  N logins with the hook line in /etc/pam.d/sshd, then N with it commented out, so load
+  changes on the shared machine hit both alike. "no hook" pools the hook-less logins of
+  every round of that target.
+* **The PAM step alone**, inside each target (root, PAM environment of a sudo session
+  that is not reported, so nothing is sent): `python3 -IS -c pass` (the interpreter's
+  floor), `sshward-notify-pam` (what pam_exec runs), and `sshward-notify check` (importing
+  the full notifier and reading its config: what every login paid before the entry split).
 
-Not a test: numbers depend on the machine; the point is "hook" ~ "no hook" in every state.
+Writes the section "Login notifications (sshward-notify PAM hook)" of docs/benchmarks.md
+through bench/results.py, keeping the other sections.
+
+    python bench/bench_notify_login.py [--logins 30] [--targets bookworm,trixie] [--no-write]
+
+Not a test: numbers depend on the machine; what matters is "hook" against "no hook".
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import re
+import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Login notifications (sshward-notify PAM hook)"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_section
+
+TITLE = "Login notifications (sshward-notify PAM hook)"
 PREFIX = "sshward-mol-notify"
 ADDRESSES = {"bookworm": "172.31.242.12", "trixie": "172.31.242.13"}
-HOOK = "/usr/local/sbin/sshward-notify pam"
+HOOK_RE = r"session .*pam_exec\.so .*sshward-notify-pam"
 KEY = "/home/admin/notify-keys/alice"
 KNOWN = "/home/admin/notify-keys/known_hosts"
+STATES = ("up", "down", "hang")
 
-# Runs inside the client: N timed logins, one duration (seconds) per line.
-TIMER = r"""
+# Runs inside the client: N timed logins, "seconds exit-status" per line.
+LOGIN_TIMER = r"""
 import subprocess, sys, time
 address, count, key, known = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-argv = ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no",
+argv = ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlPath=none",
         "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + known, "alice@" + address, "true"]
 for _ in range(count):
     start = time.monotonic()
     rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     print(f"{time.monotonic() - start:.4f} {rc}", flush=True)
+"""
+
+# Runs inside a target as root: each command N times, interleaved; JSON {name: [seconds]}.
+STEP_TIMER = r"""
+import json, subprocess, sys, time
+count = int(sys.argv[1])
+env = {"PAM_TYPE": "open_session", "PAM_SERVICE": "sudo", "PAM_USER": "root", "PAM_RUSER": "admin",
+       "PAM_TTY": "/dev/pts/9", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+commands = {
+    "python3 -IS -c pass": ["/usr/bin/python3", "-IS", "-c", "pass"],
+    "sshward-notify-pam": ["/usr/local/sbin/sshward-notify-pam"],
+    "sshward-notify check (full notifier)": ["/usr/local/sbin/sshward-notify", "check"],
+}
+out = {name: [] for name in commands}
+for _ in range(count):
+    for name, argv in commands.items():
+        start = time.monotonic()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out[name].append(time.monotonic() - start)
+print(json.dumps(out))
 """
 
 
@@ -52,9 +84,12 @@ def docker(*args: str, check: bool = True) -> str:
 
 
 def set_hook(target: str, on: bool) -> None:
-    # comment the hook line out or back in (the role owns it; the bench restores it)
-    expr = r"s|^#\(session .*sshward-notify pam\)$|\1|" if on else r"s|^\(session .*sshward-notify pam\)$|#\1|"
+    # comment the role's hook line out or back in; the bench always restores it
+    expr = rf"s|^#\({HOOK_RE}\)$|\1|" if on else rf"s|^\({HOOK_RE}\)$|#\1|"
     docker("exec", target, "sed", "-i", expr, "/etc/pam.d/sshd")
+    hooked = docker("exec", target, "grep", "-cE", f"^{HOOK_RE}", "/etc/pam.d/sshd", check=False).strip()
+    if hooked != ("1" if on else "0"):
+        raise SystemExit(f"{target}: could not turn the hook {'on' if on else 'off'} (found {hooked} lines)")
 
 
 def set_receivers(state: str) -> None:
@@ -68,7 +103,9 @@ def set_receivers(state: str) -> None:
 
 
 def timed_logins(address: str, count: int) -> list[float]:
-    out = docker("exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", TIMER, address, str(count), KEY, KNOWN)
+    out = docker(
+        "exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", LOGIN_TIMER, address, str(count), KEY, KNOWN
+    )
     times = []
     for line in out.splitlines():
         seconds, rc = line.split()
@@ -78,83 +115,110 @@ def timed_logins(address: str, count: int) -> list[float]:
     return times
 
 
-def measure(suite: str, state: str, logins: int, rounds: int = 5) -> dict[str, list[float]]:
+def measure_logins(suite: str, logins: int, rounds: int) -> dict[str, list[float]]:
     target = f"{PREFIX}-{suite}"
-    result: dict[str, list[float]] = {"hook": [], "none": []}
-    set_receivers(state)
+    result: dict[str, list[float]] = {}
+    per_round = max(1, logins // rounds)
     try:
-        per_round = max(1, logins // rounds)
-        for _ in range(rounds):
-            for mode in ("hook", "none"):
-                set_hook(target, mode == "hook")
-                result[mode] += timed_logins(ADDRESSES[suite], per_round)
+        for state in STATES:
+            print(f"  {suite}: receivers {state}", file=sys.stderr, flush=True)
+            set_receivers(state)
+            hooked, bare = result.setdefault(f"{state} hook", []), result.setdefault(f"{state} none", [])
+            for _ in range(rounds):
+                set_hook(target, True)
+                hooked += timed_logins(ADDRESSES[suite], per_round)
+                set_hook(target, False)
+                bare += timed_logins(ADDRESSES[suite], per_round)
     finally:
         set_hook(target, True)
         set_receivers("up")
     return result
 
 
-def ms(values: list[float], q: float) -> str:
+def measure_step(suite: str, count: int) -> dict[str, list[float]]:
+    out = docker("exec", f"{PREFIX}-{suite}", "python3", "-c", STEP_TIMER, str(count))
+    data: dict[str, list[float]] = json.loads(out)
+    return data
+
+
+def quantile_ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return f"{ordered[index] * 1000:.0f}"
+    return ordered[index] * 1000
 
 
-def table(rows: list[tuple[str, str, dict[str, list[float]]]], logins: int) -> str:
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+def body(logins: dict[str, dict[str, list[float]]], steps: dict[str, dict[str, list[float]]], n: int, load: str) -> str:
+    cpus = os.cpu_count() or "?"
     lines = [
-        SECTION,
+        f"`python bench/bench_notify_login.py --logins {n}` against the molecule `notify` containers, {cpus} CPUs,"
+        f" load average {load} at the end of the run (other lab scenarios share the machine).",
         "",
-        f"`python bench/bench_notify_login.py` on {datetime.date.today().isoformat()}, load average {load}:"
-        f" {logins} real `ssh alice@target true` key logins per cell from the client container, hook and"
-        " no hook interleaved in rounds. Milliseconds, median / p90. Receivers *down*: nothing listens;"
-        " *hang*: they accept and never answer (channel timeout 3 s).",
+        "**Login time**: real `ssh alice@target true` key logins from the client container, timed in the"
+        " client. Per receiver state, rounds of logins with the hook, then without it (the hook line"
+        " commented out), so both see the same load; each row compares the two. Receivers *down*:"
+        " nothing listens; *hang*: they accept and never answer (channel timeout 3 s). Milliseconds.",
         "",
-        "The hook's cost does not depend on the receivers (up, down or hanging: the PAM step never"
-        " talks to the network). What it costs is the PAM step itself, a Python start that imports"
-        " the notifier, reads the config and writes one spool file, plus the CPU the detached"
-        " deliverer takes while the next login runs: back-to-back logins on a small, loaded"
-        " machine show that contention too.",
-        "",
-        "| target | receivers | with hook (median / p90) | without hook (median / p90) | median difference |",
-        "| --- | --- | --- | --- | --- |",
+        "| target | receivers | logins each | no hook: median / p95 | hook: median / p95 | median difference |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for suite, state, data in rows:
-        diff = (statistics.median(data["hook"]) - statistics.median(data["none"])) * 1000
-        lines.append(
-            f"| {suite} | {state} | {ms(data['hook'], 0.5)} / {ms(data['hook'], 0.9)}"
-            f" | {ms(data['none'], 0.5)} / {ms(data['none'], 0.9)} | {diff:+.0f} |"
-        )
+    for suite, data in logins.items():
+        for state in STATES:
+            hooked, bare = data[f"{state} hook"], data[f"{state} none"]
+            diff = (statistics.median(hooked) - statistics.median(bare)) * 1000
+            lines.append(
+                f"| {suite} | {state} | {len(hooked)}"
+                f" | {quantile_ms(bare, 0.5):.0f} / {quantile_ms(bare, 0.95):.0f}"
+                f" | {quantile_ms(hooked, 0.5):.0f} / {quantile_ms(hooked, 0.95):.0f} | {diff:+.0f} |"
+            )
+    lines += [
+        "",
+        "**The PAM step alone**, run as pam_exec runs it (root, a PAM environment, fork + exec included),"
+        " inside each target, interleaved. Milliseconds.",
+        "",
+        "| target | command | runs | median | p95 |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for suite, data in steps.items():
+        for name, values in data.items():
+            lines.append(
+                f"| {suite} | `{name}` | {len(values)} | {quantile_ms(values, 0.5):.1f}"
+                f" | {quantile_ms(values, 0.95):.1f} |"
+            )
     return "\n".join(lines) + "\n"
-
-
-def write(section: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--logins", type=int, default=10, help="logins per cell (default %(default)s)")
+    parser.add_argument("--logins", type=int, default=30, help="logins per cell (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="hook/no-hook alternations per state")
+    parser.add_argument("--steps", type=int, default=40, help="runs of each PAM-step command")
     parser.add_argument("--targets", default="bookworm,trixie")
-    parser.add_argument("--states", default="up,down,hang")
-    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--no-write", action="store_true", help="print the section only")
+    parser.add_argument("--notes", default="", help="text appended to the section (what the numbers show)")
+    parser.add_argument("--from-json", type=Path, help="render a saved run (bench/results-notify-login.json)")
     args = parser.parse_args(argv)
-    rows = []
-    for suite in args.targets.split(","):
-        for state in args.states.split(","):
-            print(f"measuring {suite}, receivers {state} ...", file=sys.stderr, flush=True)
-            rows.append((suite, state, measure(suite, state, args.logins)))
-    section = table(rows, args.logins)
-    print(section)
+    raw = Path(__file__).resolve().parent / "results-notify-login.json"
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        logins, steps, load = saved["logins"], saved["steps"], saved.get("load", "?")
+    else:
+        suites = args.targets.split(",")
+        steps, logins = {}, {}
+        for suite in suites:
+            print(f"PAM step alone on {suite} ...", file=sys.stderr, flush=True)
+            steps[suite] = measure_step(suite, args.steps)
+        for suite in suites:
+            print(f"logins on {suite} ...", file=sys.stderr, flush=True)
+            logins[suite] = measure_logins(suite, args.logins, args.rounds)
+        load = Path("/proc/loadavg").read_text().split()[0]
+        saved = {"logins": logins, "steps": steps, "load": load, "logins_per_cell": args.logins}
+        raw.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    text = body(logins, steps, int(saved.get("logins_per_cell", args.logins)), load)
+    if args.notes:
+        text += "\n" + args.notes.strip() + "\n"
+    print(text)
     if not args.no_write:
-        write(section)
+        write_section(TITLE, text)
     return 0
 
 

@@ -5,8 +5,12 @@ The role's own layout is reused, not restated: the core files and the PAM line c
 the role's ``_ssh_notify_config`` shape checked by the core's ``sshward.notify.config_from_dict``
 before it is written (0600). Installed: the core's notifier modules under
 ``ssh_notify_install_dir/sshward``, the entry point, spool and state directories, the config and
-the sshd session hook. Not yet: the sudo hooks, the pam-auth-update failure profile and the flush
-timer (the role does those). With no channel, an earlier hook and config are removed.
+the sshd session hook. Not yet: the sudo hooks, the pam-auth-update failure profile, the flush
+timer and the path unit that starts delivery (the role does those). So the hook is the notifier's
+self-contained door, ``sshward-notify pam`` (capture, then fork the deliverer), not the role's
+capture-only ``sshward-notify-pam``, which needs the path unit; the role's regexp matches both
+lines, so a later run of the role replaces this one. With no channel, an earlier hook and config
+are removed.
 """
 
 from __future__ import annotations
@@ -41,11 +45,10 @@ BEFORE = re.compile(r"^\s*session\s+\S+\s+pam_env\.so")
 
 @cache
 def role_vars() -> dict[str, Any]:
-    """The role's internal values, with ``{{ _ssh_notify_script }}`` filled in."""
+    """The role's internal values; the session line is the self-contained door (module docstring)."""
     data: dict[str, Any] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
     script = data["_ssh_notify_script"]
-    for key in ("_ssh_notify_session_line", "_ssh_notify_session_regexp"):
-        data[key] = re.sub(r"\{\{\s*_ssh_notify_script\s*\}\}", script, data[key])
+    data["_ssh_notify_session_line"] = f"session optional pam_exec.so quiet type=open_session {script} pam"
     return data
 
 

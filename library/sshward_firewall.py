@@ -1,23 +1,24 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: rate-limit (or, during an incident, restrict) new SSH connections in sshward's own chains."""
+"""Ansible module: rate-limit, restrict (during an incident) or ban new SSH connections in sshward's own chains."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: sshward_firewall
-short_description: Rate-limit or restrict new SSH connections with iptables or nftables, in sshward's own chains
+short_description: Rate-limit, restrict or ban new SSH connections with iptables or nftables, in sshward's own chains
 description:
   - Loads sshward's SSH firewall rules for IPv4 and IPv6. C(mode=ratelimit) limits new connections per
     source address (trusted networks get their own, larger allowance; allowlisted sources are never
     limited). C(mode=restrict) (used by the incident lockdown) drops every new SSH connection except from
-    O(admin_networks) and loopback.
+    O(admin_networks) and loopback. C(mode=ban) drops every new SSH connection from O(addresses), lastingly
+    (persisted, no fail2ban needed) and until removed with O(state=absent).
   - Only sshward's own objects are touched. iptables, chains C(SSHWARD-*) plus one jump from C(INPUT) per mode,
     loaded with C(iptables-restore --noflush), once per address family. nftables, its own C(table inet sshward)
-    (C(sshward_restrict) for restrict mode), replaced in one C(nft -f) transaction. The C(nat) table, docker's
-    rules, fail2ban's chains and the host's own rules are never touched, and sshward never accepts, so it cannot
-    open what the host's firewall closes. Established sessions never enter sshward's chains.
+    (C(sshward_restrict) for restrict mode, C(sshward_ban) for ban mode), replaced in one C(nft -f) transaction.
+    The C(nat) table, docker's rules, fail2ban's chains and the host's own rules are never touched, and sshward
+    never accepts, so it cannot open what the host's firewall closes. Established sessions never enter sshward's chains.
   - Every load is checked first (C(iptables-restore --test), C(nft -c)); a refused script loads nothing. After
     loading, the live ruleset is read again and must match the policy.
   - In check mode nothing is loaded or written; the diff shows sshward's rules before and after, the exact
@@ -42,8 +43,12 @@ options:
     description:
       - C(ratelimit) limits new SSH connections per source.
       - C(restrict) allows them only from O(admin_networks).
+      - C(ban) drops them from O(addresses). Each run adds to the bans in place (the live ruleset is the list);
+        O(state=absent) with O(addresses) lifts exactly those, without them every ban (chain, table, files).
+        iptables, chain C(SSHWARD-BAN) of plain DROP rules (no ipset needed); nftables, C(table inet sshward_ban)
+        with one interval set per family.
     type: str
-    choices: [ratelimit, restrict]
+    choices: [ratelimit, restrict, ban]
     default: ratelimit
   state:
     description: C(present) loads the rules (and persists them), C(absent) removes every trace of O(mode).
@@ -94,6 +99,19 @@ options:
     default: []
   admin_networks:
     description: C(mode=restrict) only, the networks still allowed to open new SSH connections.
+    type: list
+    elements: str
+    default: []
+  addresses:
+    description:
+      - C(mode=ban) only, the addresses or networks (IPv4 and IPv6) to ban, or with O(state=absent) to lift.
+      - An address inside or overlapping O(protect_networks), O(admin_addresses) or O(connecting_address), and
+        loopback, is never banned (left out with a warning and returned in RV(not_banned)).
+    type: list
+    elements: str
+    default: []
+  protect_networks:
+    description: C(mode=ban) only, networks never banned (the admin's and trusted networks).
     type: list
     elements: str
     default: []
@@ -156,6 +174,19 @@ EXAMPLES = r"""
     admin_networks: [203.0.113.7/32]
     persistent: false
 
+- name: Ban an intruder lastingly (never the admin's own networks)
+  sshward_firewall:
+    mode: ban
+    addresses: [198.51.100.23, 2001:db8:bad::/64]
+    protect_networks: [203.0.113.0/24]
+    connecting_address: "{{ ansible_env.SSH_CONNECTION.split()[0] }}"
+
+- name: Lift one ban, keep the others
+  sshward_firewall:
+    mode: ban
+    state: absent
+    addresses: [198.51.100.23]
+
 - name: Remove the rate limit, its saved files and the unit
   sshward_firewall:
     state: absent
@@ -185,6 +216,18 @@ files:
   type: list
   elements: str
   sample: [/etc/sshward/firewall/ratelimit.ipv4.rules, /etc/systemd/system/sshward-firewall.service]
+banned:
+  description: C(mode=ban), the networks banned after the task (in check mode, that would be).
+  returned: when mode is ban
+  type: list
+  elements: str
+  sample: [198.51.100.23/32, 2001:db8:bad::/64]
+not_banned:
+  description: C(mode=ban), the requested addresses left out because they are protected or loopback.
+  returned: when mode is ban
+  type: list
+  elements: str
+  sample: [203.0.113.7/32]
 warnings_policy:
   description: Warnings from the policy check (host bits set in a network...), also emitted as warnings.
   returned: always
@@ -205,12 +248,14 @@ from ansible.module_utils.sshward.firewall import (
     UNIT_DIR,
     UNIT_NAME,
     FirewallError,
+    banned_from_state,
     build_policy,
     check_ports,
     conflict_message,
     detect_backend,
     diff,
     limited_class,
+    merge_bans,
     plan,
     plan_removal,
     render_unit,
@@ -457,8 +502,10 @@ class FirewallModule:
     def main(self):
         params = self.params
         mode, state = params["mode"], params["state"]
+        # mode=ban, state=absent with addresses lifts those bans and keeps the others loaded.
+        lift = mode == "ban" and state == "absent" and bool(params["addresses"])
         policy = None
-        if state == "present":
+        if state == "present" or lift:
             try:
                 policy = build_policy(params)
             except FirewallError as exc:
@@ -497,7 +544,7 @@ class FirewallModule:
                     )
 
         avail = self.available()
-        if state == "present":
+        if state == "present" or lift:
             backend = self.choose_backend()
             self.conflicts(backend)
             backends = [backend]
@@ -510,11 +557,22 @@ class FirewallModule:
             if not avail[params["backend"]]:
                 backends = []
 
+        currents = {b: self.current(b, mode) for b in backends + others}
+        if mode == "ban" and policy is not None:
+            policy = self.merged_bans(policy, currents, lift)
+        ban_result = {}
+        if mode == "ban":
+            ban_result = dict(
+                banned=[str(n) for n in policy.addresses] if policy else [],
+                not_banned=list(policy.skipped) if policy else [],
+            )
+            if policy is not None and not policy.addresses:
+                policy = None  # nothing left to ban: remove the chains / table
         plans = []
         for b in backends:
-            plans += self.plans(b, mode, policy, self.current(b, mode))
+            plans += self.plans(b, mode, policy, currents[b])
         for b in others:
-            plans += self.plans(b, mode, None, self.current(b, mode))
+            plans += self.plans(b, mode, None, currents[b])
         self.load(plans)
         if not self.module.check_mode:
             for b in backends:
@@ -531,7 +589,7 @@ class FirewallModule:
         for b, family in SAVED:
             path = self.saved_path(mode, b, family)
             keep = None
-            if state == "present" and params["persistent"] and b == backends[0]:
+            if policy is not None and params["persistent"] and b == backends[0]:
                 fresh = [p for p in plan(policy, b) if p.family == family]
                 if fresh and not (b == "iptables" and family == "ipv6" and not any(p.family == "ipv6" for p in plans)):
                     keep = fresh[0].script
@@ -575,7 +633,23 @@ class FirewallModule:
         )
         if policy is not None:
             result["ports"] = list(policy.ports)
+        result.update(ban_result)
         self.module.exit_json(**result)
+
+    def merged_bans(self, policy, currents, lift):
+        """The ban list after this run: the bans loaded now (on every backend, so a switch keeps them)
+        plus the requested ones, or minus them when lifting."""
+        loaded = []
+        for b, outputs in currents.items():
+            args = {k: (v or "") if k != "nft_json" else v for k, v in outputs.items()}
+            try:
+                loaded += banned_from_state(b, **args)
+            except (FirewallError, ValueError) as exc:
+                self.fail(f"cannot read the bans loaded in {b}: {exc}")
+        # merge_bans checks the protected networks again: a ban in place that is now protected is dropped.
+        merged = merge_bans(policy, loaded, remove=lift)
+        self.warnings.extend(w for w in merged.warnings if w not in policy.warnings)
+        return merged
 
 
 def main():
@@ -594,6 +668,8 @@ def main():
             admin_addresses=dict(type="list", elements="str", default=[]),
             admin_networks=dict(type="list", elements="str", default=[]),
             allow_loopback=dict(type="bool", default=True),
+            addresses=dict(type="list", elements="str", default=[]),
+            protect_networks=dict(type="list", elements="str", default=[]),
             connecting_address=dict(type="str"),
             persistent=dict(type="bool", default=True),
             config_dir=dict(type="path", default="/etc/sshward/firewall"),

@@ -108,36 +108,34 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    commands, scripts = [], []
+    if p["state"] == "armed":
+        commands, scripts = removal_commands(module, p["backend"], p["state_dir"], p["name"])
+        if not commands:
+            module.fail_json(
+                msg="no restrict-mode rules are loaded; load them with sshward_firewall mode=restrict first"
+            )
+
+    def write_scripts():
+        os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
+        for path, text in scripts:
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as fh:
+                fh.write(text)
+
     try:
-        current = revert.status(p["name"], p["state_dir"])
-        if p["state"] == "query":
-            module.exit_json(changed=False, plan=current, armed=current is not None)
-        if p["state"] == "armed":
-            commands, scripts = removal_commands(module, p["backend"], p["state_dir"], p["name"])
-            if not commands:
-                module.fail_json(
-                    msg="no restrict-mode rules are loaded; load them with sshward_firewall mode=restrict first"
-                )
-            doc = revert.plan_document(p["name"], p["seconds"], [], commands, "lockdown address restriction")
-            if module.check_mode:
-                module.exit_json(changed=True, plan=doc, armed=True)
-            os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
-            for path, text in scripts:
-                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as fh:
-                    fh.write(text)
-            doc = revert.arm(p["name"], p["seconds"], [], commands, "lockdown address restriction", p["state_dir"])
-            module.exit_json(changed=True, plan=doc, armed=True)
-        if current is None:
-            module.exit_json(changed=False, armed=False)
-        if module.check_mode:
-            module.exit_json(changed=True, plan=current, armed=False)
-        if p["state"] == "confirmed":
-            module.exit_json(changed=True, plan=revert.confirm(p["name"], p["state_dir"]), armed=False)
-        if revert.fire(os.path.join(p["state_dir"], f"{p['name']}.json")) != 0:
-            module.fail_json(msg=f"the removal ran but some steps failed; see {p['state_dir']}")
-        module.exit_json(changed=True, plan=current, armed=False)
+        result = revert.apply_state(
+            p["state"],
+            p["name"],
+            seconds=p["seconds"],
+            commands=commands,
+            reason="lockdown address restriction",
+            state_dir=p["state_dir"],
+            check_mode=module.check_mode,
+            prepare=write_scripts,
+        )
     except revert.RevertError as exc:
         module.fail_json(msg=str(exc))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -105,28 +105,19 @@ def main():
     )
     p = module.params
     try:
-        current = revert.status(p["name"], p["state_dir"])
-        if p["state"] == "query":
-            module.exit_json(changed=False, plan=current, armed=current is not None)
-        if p["state"] == "armed":
-            revert.plan_document(p["name"], p["seconds"], p["files"], p["commands"], p["reason"])
-            if module.check_mode:
-                module.exit_json(changed=True, armed=True)
-            doc = revert.arm(p["name"], p["seconds"], p["files"], p["commands"], p["reason"], p["state_dir"])
-            module.exit_json(changed=True, plan=doc, armed=True)
-        if current is None:
-            module.exit_json(changed=False, armed=False)
-        if module.check_mode:
-            module.exit_json(changed=True, plan=current, armed=p["state"] == "query")
-        if p["state"] == "confirmed":
-            module.exit_json(changed=True, plan=revert.confirm(p["name"], p["state_dir"]), armed=False)
-        plan_path = f"{p['state_dir']}/{p['name']}.json"
-        rc = revert.fire(plan_path)
-        if rc != 0:
-            module.fail_json(msg=f"the revert {p['name']} ran but some steps failed; see {p['state_dir']}")
-        module.exit_json(changed=True, plan=current, armed=False)
+        result = revert.apply_state(
+            p["state"],
+            p["name"],
+            seconds=p["seconds"],
+            files=p["files"],
+            commands=p["commands"],
+            reason=p["reason"],
+            state_dir=p["state_dir"],
+            check_mode=module.check_mode,
+        )
     except revert.RevertError as exc:
         module.fail_json(msg=str(exc))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

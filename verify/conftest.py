@@ -6,7 +6,7 @@
 
 Every check carries a stable control ID (``SSHW-...``) through the ``control`` marker; the ID shows
 in ``--junitxml`` output (properties ``control``, ``title``, ``cis``,
-``devsec``) and in the per-host markdown report (``--sshward-report=DIR`` writes ``DIR/<host>.md``).
+``devsec``) and in the per-host reports (``--sshward-report=DIR`` writes ``DIR/<host>.md`` and ``DIR/<host>.html``).
 ``--controls SSHW-SSHD,SSHW-FW`` runs only the controls whose ID starts with one of the prefixes.
 A control that does not apply to a host is skipped with the reason, never passed.
 """
@@ -40,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory of integrity baselines written by harden.yml (<host>.json); default: the "
         "ssh_hardening_baseline_dir variable",
     )
-    group.addoption("--sshward-report", default=None, metavar="DIR", help="write DIR/<host>.md per host")
+    group.addoption(
+        "--sshward-report", default=None, metavar="DIR", help="write DIR/<host>.md and DIR/<host>.html per host"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

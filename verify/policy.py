@@ -9,6 +9,7 @@ per-host overlays under ``sshward_hosts: {<host as testinfra names it>: {variabl
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,27 @@ def role_policy(role: str, variables: dict[str, Any], prefix: str | None = None)
     prefix = prefix or f"{role}_"
     merged = {**role_defaults(role), **{k: v for k, v in variables.items() if k.startswith(prefix)}}
     return {k[len(prefix) :]: v for k, v in merged.items()}
+
+
+_BARE_REFERENCE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def resolve(value: Any, variables: dict[str, Any], depth: int = 0) -> Any:
+    """A default that is a bare ``{{ other_var }}`` reference, resolved against ``variables`` (the
+    only templating the role defaults the suite reads use, e.g. ``"{{ sshward_trusted_networks }}"``)."""
+    if isinstance(value, str) and depth < 5:
+        m = _BARE_REFERENCE.fullmatch(value.strip())
+        if m:
+            return resolve(variables.get(m.group(1)), variables, depth + 1)
+    return value
+
+
+def ratelimit_policy(variables: dict[str, Any]) -> dict[str, Any]:
+    """The ssh_ratelimit role's variables for a host, keyed without the prefix: the role's and
+    sshward_common's defaults, overlaid with the host's variables, references resolved."""
+    merged = {**role_defaults("sshward_common"), **role_defaults("ssh_ratelimit"), **variables}
+    policy = role_policy("ssh_ratelimit", merged)
+    return {k: resolve(v, merged) for k, v in policy.items()}
 
 
 def baseline_name(host: Any, variables: dict[str, Any]) -> str:

@@ -1,11 +1,14 @@
-"""``--sshward-report=DIR``: one markdown summary per host, ``DIR/<host>.md``.
+"""``--sshward-report=DIR``: one summary per host, as markdown (``DIR/<host>.md``) and as a
+self-contained HTML page (``DIR/<host>.html``, no scripts, no external resources).
 
 Each row is one control as run on that host: ID, title, result (passed / FAILED / skipped / ERROR),
-the reason (the failure message or the skip reason) and the CIS / dev-sec references.
+the reason (the failure message or the skip reason) and the CIS / dev-sec references. Reasons quote
+what the host said (file contents, user names, log text): hostile data, escaped in both formats.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Generator
 from pathlib import Path
@@ -86,11 +89,21 @@ class Reporter:
         self.dir.mkdir(parents=True, exist_ok=True)
         for host, rows in self.rows.items():
             (self.dir / f"{file_name(host)}.md").write_text(render(host, list(rows.values())))
+            (self.dir / f"{file_name(host)}.html").write_text(render_html(host, list(rows.values())))
+
+
+def summary_of(rows: list[dict[str, str]]) -> str:
+    counts = {r: sum(1 for row in rows if row["result"] == r) for r in RESULT_ORDER}
+    return ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
+
+
+def ordered(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Failures first, then errors, skips and passes; by control ID within each."""
+    return sorted(rows, key=lambda r: (RESULT_ORDER[r["result"]], r["control"]))
 
 
 def render(host: str, rows: list[dict[str, str]]) -> str:
-    counts = {r: sum(1 for row in rows if row["result"] == r) for r in RESULT_ORDER}
-    summary = ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
+    summary = summary_of(rows)
     lines = [
         f"# sshward verify: {host}",
         "",
@@ -100,10 +113,44 @@ def render(host: str, rows: list[dict[str, str]]) -> str:
         "| control | title | result | reason | CIS | dev-sec |",
         "|---|---|---|---|---|---|",
     ]
-    for row in sorted(rows, key=lambda r: (RESULT_ORDER[r["result"]], r["control"])):
+    for row in ordered(rows):
         result = f"**{row['result']}**" if row["result"] in ("FAILED", "ERROR") else row["result"]
         lines.append(
             f"| {row['control']} | {cell(row['title'])} | {result} | {cell(row['reason'])} "
             f"| {cell(row['cis'])} | {cell(row['devsec'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+HEADERS = ("control", "title", "result", "reason", "CIS", "dev-sec")
+# The page needs nothing but its own inline style: no scripts, images or requests, whatever a reason holds.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
+    "td.reason{white-space:pre-wrap;font-family:monospace}"
+    ".FAILED,.ERROR{background:#fdd}.skipped{background:#ffd}.passed{background:#dfd}"
+)
+
+
+def render_html(host: str, rows: list[dict[str, str]]) -> str:
+    """The same table as :func:`render`, as one HTML page. Every value is escaped (quotes too), so a
+    reason quoting ``<script>`` or ``" onmouseover=`` from the host stays text."""
+    e = html.escape
+    cells = ("control", "title", "result", "reason", "cis", "devsec")
+    body = []
+    for row in ordered(rows):
+        # the result is one of RESULT_ORDER's keys, a safe class name; escaped all the same
+        tds = "".join(f'<td class="{c}">{e(row[c])}</td>' for c in cells)
+        body.append(f'<tr class="{e(row["result"])}">{tds}</tr>')
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{e(_CSP)}">',
+        f"<title>sshward verify: {e(host)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>sshward verify: {e(host)}</h1>",
+        f"<p>{e(summary_of(rows))} ({len(rows)} checks). CIS: CIS Debian Linux 12 Benchmark v1.1.0; "
+        "dev-sec: dev-sec/ssh-baseline control.</p>",
+        "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in HEADERS) + "</tr></thead><tbody>",
+    ]
+    return "\n".join([*head, *body, "</tbody></table></body></html>", ""])

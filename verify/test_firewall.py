@@ -1,26 +1,25 @@
 """SSHW-FW: the SSH rate limit is loaded as the policy says, read from the live ruleset.
 
-The expected policy comes from the host's inventory variables (``ssh_ratelimit_*`` and
-``sshward_trusted_networks``) when testinfra reaches the host through Ansible, else from the
-role defaults. Every check reads ``iptables-save`` / ``ip6tables-save`` or ``nft -j list``,
-never the saved files. With ``ssh_ratelimit_enabled: false`` the controls are skipped (the
-rate limit does not apply), never passed.
+The expected policy is the role's variables (``ssh_ratelimit_*`` and ``sshward_trusted_networks``)
+as the suite reads them for every family (verify/policy.py): the inventory's when testinfra reaches
+the host through Ansible, overlaid by ``--policy FILE``, over the role defaults. Every check reads
+``iptables-save`` / ``ip6tables-save`` or ``nft -j list``, never the saved files. With
+``ssh_ratelimit_enabled: false`` the controls are skipped (the rate limit does not apply), never passed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROLES = Path(__file__).resolve().parent.parent / "roles"
+from .helpers import as_root
+from .policy import ratelimit_policy
+
 FAMILIES = ["ipv4", "ipv6"]
 CLASSES = ["trusted", "other"]
 IPT_CHAINS = {"entry": "SSHWARD-RATELIMIT", "trusted": "SSHWARD-RL-TRUSTED", "other": "SSHWARD-RL-OTHER"}
@@ -28,59 +27,39 @@ JUMP = "-p tcp -m conntrack --ctstate NEW -j SSHWARD-RATELIMIT"
 NFT_TABLE = "sshward"
 
 
-def _defaults() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for role in ("sshward_common", "ssh_ratelimit"):
-        path = ROLES / role / "defaults" / "main.yml"
-        if path.exists():
-            out.update(yaml.safe_load(path.read_text()) or {})
-    return out
-
-
-def _resolve(value: Any, variables: dict[str, Any], depth: int = 0) -> Any:
-    """Resolve a bare ``{{ other_var }}`` default (the only templating the role defaults use)."""
-    if isinstance(value, str) and depth < 5:
-        m = re.fullmatch(r"\{\{\s*(\w+)\s*\}\}", value)
-        if m:
-            return _resolve(variables.get(m.group(1)), variables, depth + 1)
-    return value
-
-
-def _variables(host: Any) -> dict[str, Any]:
-    variables = _defaults()
-    # not an ansible:// host: the role defaults are the policy
-    with contextlib.suppress(Exception):
-        variables.update(host.ansible.get_variables())
-    return {k: _resolve(v, variables) for k, v in variables.items()}
+def _flag(value: Any) -> bool:
+    """A boolean variable as Ansible reads it (INI inventories and -e give strings)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
 
 
 class Expected:
     """The policy the host should enforce, and its live rate-limit state."""
 
-    def __init__(self, host: Any) -> None:
-        v = _variables(host)
-        self.enabled = bool(v.get("ssh_ratelimit_enabled", True))
-        self.persistent = bool(v.get("ssh_ratelimit_persistent", True))
-        self.backend_setting = v.get("ssh_ratelimit_backend", "auto")
-        self.seconds = {"trusted": int(v["ssh_ratelimit_trusted_seconds"]), "other": int(v["ssh_ratelimit_seconds"])}
-        self.hitcount = {
-            "trusted": int(v["ssh_ratelimit_trusted_hitcount"]),
-            "other": int(v["ssh_ratelimit_hitcount"]),
-        }
-        self.trusted = [ipaddress.ip_network(n, strict=False) for n in v.get("ssh_ratelimit_trusted_networks") or []]
-        allow = list(v.get("ssh_ratelimit_allowlist") or [])
-        if v.get("ssh_ratelimit_allow_connecting_address", True):
+    def __init__(self, host: Any, variables: dict[str, Any]) -> None:
+        v = ratelimit_policy(variables)
+        self.host = host
+        self.enabled = _flag(v["enabled"])
+        if not self.enabled:
+            return  # the controls skip: nothing to ask the host
+        self.persistent = _flag(v["persistent"])
+        self.backend_setting = v["backend"]
+        self.seconds = {"trusted": int(v["trusted_seconds"]), "other": int(v["seconds"])}
+        self.hitcount = {"trusted": int(v["trusted_hitcount"]), "other": int(v["hitcount"])}
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in v["trusted_networks"] or []]
+        allow = list(v["allowlist"] or [])
+        if _flag(v["allow_connecting_address"]):
             # The role allowlists the address it connected from and records it on the host.
             recorded = host.file("/etc/sshward/firewall/ratelimit.admin-addresses")
             allow += recorded.content_string.split() if recorded.exists else []
         self.allowlist = sorted({ipaddress.ip_network(n, strict=False) for n in allow}, key=str)
-        ports = v.get("ssh_ratelimit_ports") or []
+        ports = v["ports"] or []
         self.ports = sorted(int(p) for p in ports) if ports else self._sshd_ports(host)
-        self.host = host
 
     @staticmethod
     def _sshd_ports(host: Any) -> list[int]:
-        with host.sudo():
+        with as_root(host):
             out = host.check_output("mkdir -p /run/sshd && sshd -T")
         ports = {int(line.split()[1]) for line in out.splitlines() if re.fullmatch(r"port \d+", line.strip())}
         return sorted(ports)
@@ -93,7 +72,7 @@ class Expected:
 @cache
 def _save(host: Any, family: str) -> str:
     tool = "iptables-save" if family == "ipv4" else "ip6tables-save"
-    with host.sudo():
+    with as_root(host):
         return host.check_output(tool)
 
 
@@ -120,14 +99,14 @@ def _chains(host: Any, family: str) -> set[str]:
 
 @cache
 def _nft(host: Any) -> dict[str, Any] | None:
-    with host.sudo():
+    with as_root(host):
         result = host.run(f"nft -j list table inet {NFT_TABLE}")
     return json.loads(result.stdout) if result.rc == 0 else None
 
 
 @pytest.fixture(scope="module")
-def expected(host: Any) -> Expected:
-    exp = Expected(host)
+def expected(host: Any, variables: dict[str, Any]) -> Expected:
+    exp = Expected(host, variables)
     if not exp.enabled:
         pytest.skip("rate limiting is disabled in the policy (ssh_ratelimit_enabled: false)")
     return exp
@@ -332,10 +311,10 @@ def test_live_matches_policy(host: Any, expected: Expected, backend: str, family
     if backend == "nftables":
         if family == "ipv6":
             pytest.skip("nftables: one inet table serves both families (checked with ipv4)")
-        with host.sudo():
+        with as_root(host):
             version = host.check_output("nft -v")
         argv = firewall.state_commands("nftables", "ratelimit", version)["inet"]
-        with host.sudo():
+        with as_root(host):
             listing = host.run(" ".join(argv)).stdout
         plans = firewall.plan(policy, "nftables", nft_json=listing)
     else:

@@ -1,12 +1,12 @@
 """SSHW-NOTIFY: login notifications are hooked into PAM, configured privately, retried, and delivered.
 
 Applies to hosts where the ssh_notify role is configured (channels set); skipped elsewhere.
-Expected values come from the host's Ansible variables, falling back to the role defaults.
+Expected values come from the host's variables as the suite reads them (inventory and ``--policy``,
+verify/policy.py), falling back to the role defaults.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ import yaml
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "roles" / "ssh_notify" / "defaults" / "main.yml"
 SCRIPT = "/usr/local/sbin/sshward-notify"
+PAM_SCRIPT = "/usr/local/sbin/sshward-notify-pam"
 TIMER = "sshward-notify-flush.timer"
+PATH_UNIT = "sshward-notify-flush.path"
 
 
 def _defaults() -> dict[str, Any]:
@@ -27,12 +29,9 @@ def _defaults() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def policy(host) -> dict[str, Any]:
+def policy(variables) -> dict[str, Any]:
     """The role's variables for this host (role defaults under the host's own)."""
-    merged = _defaults()
-    with contextlib.suppress(AttributeError, RuntimeError, NotImplementedError):  # not Ansible: defaults
-        merged.update({k: v for k, v in host.ansible.get_variables().items() if k.startswith("ssh_notify_")})
-    return merged
+    return {**_defaults(), **{k: v for k, v in variables.items() if k.startswith("ssh_notify_")}}
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +57,12 @@ def _pam_lines(host, path: str) -> list[list[str]]:
 
 
 def _is_hook(words: list[str], stack: str) -> bool:
-    return (
-        len(words) >= 4
-        and words[0] == stack
-        and "pam_exec.so" in words[2:]
-        and SCRIPT in words
-        and words[words.index(SCRIPT) + 1 : words.index(SCRIPT) + 2] == ["pam"]
-    )
+    """A pam_exec line running the capture-only entry (or the older ``sshward-notify pam``)."""
+    if len(words) < 4 or words[0] != stack or "pam_exec.so" not in words[2:]:
+        return False
+    if PAM_SCRIPT in words:
+        return True
+    return SCRIPT in words and words[words.index(SCRIPT) + 1 : words.index(SCRIPT) + 2] == ["pam"]
 
 
 @pytest.mark.control("SSHW-NOTIFY-001", "sshd's PAM session stack runs the notifier (optional pam_exec)")
@@ -130,6 +128,12 @@ def test_spool_private(host, notify):
 def test_flush_timer(host, notify):
     timer = host.service(TIMER)
     assert (timer.is_enabled, timer.is_running) == (True, True)
+
+
+@pytest.mark.control("SSHW-NOTIFY-010", "the path unit that starts delivery as soon as an event is spooled is active")
+def test_flush_path_unit(host, notify):
+    unit = host.service(PATH_UNIT)
+    assert (unit.is_enabled, unit.is_running) == (True, True)
 
 
 @pytest.mark.control("SSHW-NOTIFY-009", "a test event is delivered through every channel")

@@ -43,6 +43,7 @@ from typing import Any, TypeVar, Union
 __all__ = [
     "BACKENDS",
     "MODES",
+    "BanPolicy",
     "FirewallError",
     "IptablesSave",
     "Plan",
@@ -52,12 +53,15 @@ __all__ = [
     "UNIT_NAME",
     "RateLimitPolicy",
     "RestrictPolicy",
+    "build_ban_policy",
     "build_policy",
     "check_ports",
     "conflict_message",
     "detect_backend",
+    "banned_from_state",
     "diff",
     "limited_class",
+    "merge_bans",
     "parse_iptables_save",
     "plan",
     "plan_iptables",
@@ -75,7 +79,7 @@ __all__ = [
 ]
 
 BACKENDS = ("iptables", "nftables")
-MODES = ("ratelimit", "restrict")
+MODES = ("ratelimit", "restrict", "ban")
 FAMILIES = ("ipv4", "ipv6")
 
 #: ``xt_recent``'s ``ip_pkt_list_tot`` module parameter: timestamps kept per source.
@@ -93,17 +97,19 @@ IPT_CHAINS: dict[str, tuple[str, ...]] = {
     # entry chain first: it is the one INPUT jumps to
     "ratelimit": ("SSHWARD-RATELIMIT", "SSHWARD-RL-TRUSTED", "SSHWARD-RL-OTHER"),
     "restrict": ("SSHWARD-RESTRICT",),
+    "ban": ("SSHWARD-BAN",),
 }
 #: Chains a mode owns: its declared chains plus any leftover with the mode's prefix.
 IPT_OWNED_PREFIX = {
     "ratelimit": ("SSHWARD-RATELIMIT", "SSHWARD-RL-"),
     "restrict": ("SSHWARD-RESTRICT", "SSHWARD-RS-"),
+    "ban": ("SSHWARD-BAN",),
 }
 #: The one rule in INPUT per mode: only new TCP connections enter our chains.
 IPT_JUMP_MATCH = "-p tcp -m conntrack --ctstate NEW"
-NFT_TABLES = {"ratelimit": "sshward", "restrict": "sshward_restrict"}
+NFT_TABLES = {"ratelimit": "sshward", "restrict": "sshward_restrict", "ban": "sshward_ban"}
 #: Base chain priorities: before the distro's filter chains (priority filter = 0).
-NFT_PRIORITY = {"ratelimit": -10, "restrict": -20}
+NFT_PRIORITY = {"ratelimit": -10, "restrict": -20, "ban": -30}
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -281,7 +287,110 @@ class RestrictPolicy(_PolicyBase):
         self._add_warnings(warnings)
 
 
-Policy = Union[RateLimitPolicy, RestrictPolicy]
+@dataclass(frozen=True)
+class BanPolicy:
+    """Lasting bans: every new SSH connection from ``addresses`` is dropped, until removed.
+
+    sshward's own answer when fail2ban is absent (or to outlast its bantime): a plain chain of
+    DROP rules (iptables; no ipset needed) or two interval sets in ``table inet sshward_ban``
+    (nftables), persisted like the other modes. ``protect_networks`` (the admin's and trusted
+    addresses) are never banned: an address inside or overlapping one, and loopback, is left
+    out with a warning, including bans already in place.
+    """
+
+    addresses: tuple[Network, ...] = ()
+    ports: tuple[int, ...] = (22,)
+    protect_networks: tuple[Network, ...] = ()
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    mode = "ban"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> BanPolicy:
+        """Build from a mapping such as Ansible's ``module.params``; unknown and None keys are ignored."""
+        return cls(**{k: v for k, v in _known(cls, params).items() if k != "skipped"})
+
+    def __post_init__(self) -> None:
+        warnings: list[str] = []
+        object.__setattr__(self, "ports", _check_ports("ports", self.ports))
+        protect = _check_networks("protect_networks", self.protect_networks, warnings)
+        # Not collapsed: each ban stays the network it was given as, so it can be lifted exactly.
+        given = {
+            n
+            for item in _as_tuple(self.addresses, "addresses")
+            for n in _check_networks("addresses", str(item), warnings)
+        }
+        wanted = sorted(given, key=lambda n: (n.version, n))
+        keep: list[Network] = []
+        skipped = list(self.skipped)
+        for net in wanted:
+            guard = next((p for p in protect if net.overlaps(p)), None)
+            if guard is not None or net.is_loopback:
+                why = f"it overlaps the protected (admin or trusted) network {guard}" if guard else "it is loopback"
+                warnings.append(f"addresses: {net} is not banned: {why}")
+                skipped.append(str(net))
+                continue
+            keep.append(net)
+        object.__setattr__(self, "protect_networks", protect)
+        object.__setattr__(self, "addresses", tuple(keep))
+        object.__setattr__(self, "skipped", tuple(skipped))
+        object.__setattr__(self, "warnings", tuple(self.warnings) + tuple(warnings))
+
+
+def merge_bans(policy: BanPolicy, current: Iterable[str], remove: bool = False) -> BanPolicy:
+    """The ban list after this request: ``current`` (what is loaded now, see :func:`banned_from_state`)
+    plus ``policy.addresses``, or, with ``remove``, minus exactly those networks."""
+    now = {ipaddress.ip_network(str(c).strip(), strict=False) for c in current}
+    asked = set(policy.addresses)
+    result = sorted(now - asked if remove else now | asked, key=lambda n: (n.version, n))
+    return BanPolicy(
+        addresses=tuple(result),
+        ports=policy.ports,
+        protect_networks=policy.protect_networks,
+        skipped=policy.skipped,
+        warnings=policy.warnings,
+    )
+
+
+_IPT_BAN_RULE = re.compile(r"^-s (\S+) -j DROP$")
+
+
+def banned_from_state(
+    backend: str, *, iptables_save: str = "", ip6tables_save: str = "", nft_json: str | None = None
+) -> list[str]:
+    """The networks banned now, read from the state commands' outputs (as :func:`plan` takes them)."""
+    out: list[str] = []
+    if _check_backend(backend) == "iptables":
+        chain = IPT_CHAINS["ban"][0]
+        for text in (iptables_save, ip6tables_save):
+            for spec in parse_iptables_save(text or "").table_rules("filter", chain):
+                m = _IPT_BAN_RULE.match(spec)
+                if m:
+                    out.append(str(ipaddress.ip_network(m.group(1), strict=False)))
+        return out
+    for line in _nft_normal(nft_json, NFT_TABLES["ban"]).splitlines():
+        m = re.match(r"^set banned[46] .* elements=(\S*)$", line)
+        if m:
+            out += [str(ipaddress.ip_network(e, strict=False)) for e in m.group(1).split(",") if e]
+    return out
+
+
+def _ipt_ban_rules(policy: BanPolicy, family: str) -> dict[str, list[str]]:
+    rules = [f"{_ipt_ports(policy.ports, True)} -j RETURN"]
+    rules += [f"-s {_host(n, family)} -j DROP" for n in _family(policy.addresses, family)]
+    return {IPT_CHAINS["ban"][0]: rules}
+
+
+def _nft_ban_model(policy: BanPolicy, entry: _NftChain) -> _NftTable:
+    sets, rules = [], []
+    for kw, name, s in _addr_sets("banned", policy.addresses):
+        sets.append(s)
+        rules.append(f"{kw} saddr @{name} drop")
+    return _NftTable(NFT_TABLES["ban"], tuple(sets), (entry, _NftChain("ssh_new", tuple(rules))))
+
+
+Policy = Union[RateLimitPolicy, RestrictPolicy, BanPolicy]
 
 
 def _check_backend(backend: str) -> str:
@@ -416,6 +525,8 @@ def _recent(name: str, family: str) -> str:
 def _ipt_chain_rules(policy: Policy, family: str) -> dict[str, list[str]]:
     """Desired rules of our chains, written as ``iptables-save`` prints them."""
     suffix = "4" if family == "ipv4" else "6"
+    if isinstance(policy, BanPolicy):
+        return _ipt_ban_rules(policy, family)
     if isinstance(policy, RestrictPolicy):
         chain = IPT_CHAINS["restrict"][0]
         rules = [f"{_ipt_ports(policy.ports, True)} -j RETURN"]
@@ -687,6 +798,8 @@ def _nft_model(policy: Policy) -> _NftTable:
         hook="input",
         priority=NFT_PRIORITY[mode],
     )
+    if isinstance(policy, BanPolicy):
+        return _nft_ban_model(policy, entry)
     if isinstance(policy, RestrictPolicy):
         rules = ['iif "lo" return'] if policy.allow_loopback else []
         for kw, name, s in _addr_sets("admins", policy.admin_networks):
@@ -1110,10 +1223,24 @@ def build_policy(params: Mapping[str, Any]) -> Policy:
     naming the argument. ``admin_addresses`` join the rate limit's allowlist."""
     if params["mode"] == "restrict":
         return RestrictPolicy.from_params(params)
+    if params["mode"] == "ban":
+        return build_ban_policy(params)
+    if params.get("addresses") or params.get("protect_networks"):
+        raise FirewallError("addresses, protect_networks: only used with mode=ban; remove them or set mode=ban")
     if params.get("admin_networks"):
         raise FirewallError("admin_networks: only used with mode=restrict; remove it or set mode=restrict")
     admins = list(params.get("admin_addresses") or [])
     return RateLimitPolicy.from_params(dict(params, allowlist=list(params.get("allowlist") or []) + admins))
+
+
+def build_ban_policy(params: Mapping[str, Any]) -> BanPolicy:
+    """Ban policy: the admin's addresses (given, and the one Ansible connects from) are protected too."""
+    if params.get("admin_networks"):
+        raise FirewallError("admin_networks: only used with mode=restrict; for mode=ban use protect_networks")
+    protect = list(params.get("protect_networks") or []) + list(params.get("admin_addresses") or [])
+    if params.get("connecting_address"):
+        protect.append(params["connecting_address"])
+    return BanPolicy.from_params(dict(params, protect_networks=protect))
 
 
 def check_ports(wanted: Iterable[int], listening: Iterable[int]) -> None:
@@ -1137,6 +1264,8 @@ def limited_class(policy: Policy, address: str) -> str | None:
         return None
     if isinstance(policy, RestrictPolicy):
         return "admin" if any(ip in n for n in policy.admin_networks) else "dropped"
+    if isinstance(policy, BanPolicy):
+        return "banned" if any(ip in n for n in policy.addresses) else "protected"
     if any(ip in n for n in policy.allowlist):
         return "allowlist"
     if any(ip in n for n in policy.trusted_networks):

@@ -2,13 +2,17 @@
 
 Flow:
 
-* ``sshward-notify pam`` runs from ``pam_exec.so`` (open_session of sshd/sudo,
-  or ``--failure`` from the auth stack). It reads the PAM_* environment, writes
-  one JSON event into the spool directory (temp file + rename, 0600),
-  double-forks a detached deliverer and returns 0 at once. It never talks to
-  the network and never reads the auth log.
+* ``sshward-notify-pam`` (``notify_pam.py``, run by ``pam_exec.so`` with
+  ``python3 -IS`` in the open_session stack of sshd/sudo, or with ``--failure``
+  in the auth stack) only captures the PAM items, pam_exec's parent PID and the
+  time into ``SPOOL/incoming/`` and returns: no config, no network, no child.
+  The systemd path unit ``sshward-notify-flush.path`` starts ``flush`` when
+  ``incoming/`` is not empty. ``sshward-notify pam`` (this module) does the
+  same capture and then double-forks a deliverer itself, for hosts without the
+  path unit; it is the slower door (it imports this module and reads the config).
 * The deliverer (``sshward-notify flush``, also run by a timer) takes an
-  ``flock`` on the spool, enriches new events (auth-log correlation for the
+  ``flock`` on the spool, turns the captures of ``incoming/`` into events
+  (``event_from_pam``: the event schema lives here only), enriches new events (auth-log correlation for the
   port, method and key; "first login from this network"; "first sudo"), sends
   every event through every configured channel with a per-channel deadline,
   records per-channel success in the spool entry, removes an entry only when
@@ -84,6 +88,7 @@ from .notify_channels import (
     escape_text,
     summary_event,
 )
+from .notify_pam import CAPTURE_VERSION, INCOMING, PAM_VALUE_MAX, capture, wanted
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -100,6 +105,7 @@ __all__ = [
     "default_authlog_lookup",
     "deliver_pending",
     "emit",
+    "event_from_capture",
     "event_from_pam",
     "load_config",
     "main",
@@ -116,7 +122,6 @@ DEFAULT_STATE = "/var/lib/sshward/notify"
 MAX_CONFIG_BYTES = 1 << 20
 SPOOL_ENTRY_VERSION = 1
 SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-PAM_VALUE_MAX = 512
 
 LogFunc = Callable[[str], None]
 PermissionCheck = Callable[[str, os.stat_result], None]
@@ -347,9 +352,9 @@ class Spool:
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
-    def add(self, event: Event) -> str:
+    def add(self, event: Event, name: str | None = None) -> str:
         self.ensure()
-        name = f"{time.time_ns():020d}-{secrets.token_hex(6)}.json"
+        name = name or f"{time.time_ns():020d}-{secrets.token_hex(6)}.json"
         entry = {
             "version": SPOOL_ENTRY_VERSION,
             "event": event.to_json(),
@@ -469,6 +474,28 @@ def event_from_pam(
             # pam_exec's parent is the sshd process that logged "Accepted ..." for this session
             fields["sshd_pid"] = str(ppid)
     return make_event(kind, fields, host=host, now=now)
+
+
+_CAPTURE_NAME_RE = re.compile(r"^[0-9]{20}-[0-9]{1,10}-[0-9a-f]{8}\.json$")
+
+
+def event_from_capture(record: Any, *, host: str = "") -> Event | None:
+    """The event of one ``sshward-notify-pam`` capture (see notify_pam), or None when it is not ours.
+
+    Raises ValueError for anything that is not a capture of this version.
+    """
+    if not isinstance(record, dict) or record.get("version") != CAPTURE_VERSION:
+        raise ValueError(f"not a PAM capture of version {CAPTURE_VERSION}")
+    pam, ppid, stamp, failure = record.get("pam"), record.get("ppid"), record.get("time"), record.get("failure")
+    if not isinstance(pam, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pam.items()):
+        raise ValueError("capture: 'pam' must map PAM item names to strings")
+    if isinstance(ppid, bool) or not isinstance(ppid, int) or ppid < 0:
+        raise ValueError("capture: 'ppid' must be a process id")
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        raise ValueError("capture: 'time' must be a number")
+    if not isinstance(failure, bool):
+        raise ValueError("capture: 'failure' must be true or false")
+    return event_from_pam(pam, failure=failure, ppid=ppid, host=host, now=float(stamp))
 
 
 # --------------------------------------------------------------------------- auth-log correlation
@@ -722,6 +749,34 @@ class _Deliverer:
         self.sleep = sleep
         self.report = DeliveryReport()
 
+    def admit_captures(self) -> int:
+        """Turn the PAM captures in incoming/ into spool entries (same name: same order); how many were there.
+
+        Every file leaves incoming/ (the path unit fires while it is not empty):
+        a capture that is not valid is moved aside as ``.NAME.bad`` in the spool.
+        """
+        incoming = os.path.join(self.config.spool_dir, INCOMING)
+        try:
+            names = sorted(os.listdir(incoming))
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            source = os.path.join(incoming, name)
+            try:
+                if not _CAPTURE_NAME_RE.match(name):
+                    raise ValueError("unexpected file name")
+                event = event_from_capture(_read_json(source, None), host=self.config.host)
+            except (ValueError, TypeError) as exc:
+                self.log(f"invalid PAM capture {escape_text(name, 80)} moved aside: {escape_text(exc, 200)}")
+                with contextlib.suppress(OSError):
+                    os.replace(source, self.spool.path("." + name + ".bad"))
+                continue
+            if event is not None:
+                self.spool.add(event, name)  # OSError (disk full): the capture stays for the next run
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(source)
+        return len(names)
+
     # -- enrichment, once per entry, in the detached deliverer only
     def _enrich_login(self, event: Event) -> None:
         pid_text = event.fields.pop("sshd_pid", None)
@@ -860,6 +915,13 @@ class _Deliverer:
         return stamps
 
 
+def _has_captures(spool_dir: str) -> bool:
+    try:
+        return bool(os.listdir(os.path.join(spool_dir, INCOMING)))
+    except FileNotFoundError:
+        return False
+
+
 def deliver_pending(
     config: Config,
     *,
@@ -889,13 +951,14 @@ def deliver_pending(
                 deliverer.report.locked_out = True
                 break
             while True:
+                deliverer.admit_captures()
                 names = [n for n in spool.names() if n not in seen]
                 if not names:
                     break
                 seen.update(names)
                 deliverer.run_batch(names)
         # an entry spooled between our last scan and the unlock would wait for the timer: look again
-        if not [n for n in spool.names() if n not in seen]:
+        if not [n for n in spool.names() if n not in seen] and not _has_captures(config.spool_dir):
             break
     deliverer.report.remaining = len(spool.names())
     return deliverer.report
@@ -984,16 +1047,17 @@ def pam_step(
     ppid: int | None = None,
     log: LogFunc = _syslog_log,
 ) -> int:
-    """The pam_exec entry: spool the event, detach the deliverer, return 0. Always 0."""
+    """``sshward-notify pam``: capture like ``sshward-notify-pam``, then detach a deliverer. Always 0.
+
+    The slower door (for hosts without the path unit): it reads the config to
+    find the spool and forks the deliverer itself.
+    """
     try:
-        pam_type = env.get("PAM_TYPE", "")
-        if pam_type != ("auth" if failure else "open_session"):
+        if not wanted(env.get("PAM_TYPE", ""), failure):
             return 0
         config = load_config(config_path, permission_check=permission_check)
-        event = event_from_pam(env, failure=failure, ppid=os.getppid() if ppid is None else ppid, host=config.host)
-        if event is None:
+        if capture(env, config.spool_dir, failure=failure, ppid=ppid) is None:
             return 0
-        _spool_event(config, event)
         spawn(config)
     except Exception as exc:
         log(f"pam step: {escape_text(exc, 300)}")

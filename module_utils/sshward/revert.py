@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 STATE_DIR = "/var/lib/sshward/revert"
@@ -151,6 +152,55 @@ def confirm(name: str, state_dir: str = STATE_DIR) -> dict[str, Any] | None:
     if doc is not None:
         os.unlink(plan_path)
     return doc
+
+
+STATES = ("armed", "confirmed", "fired", "query")
+
+
+def plan_path(name: str, state_dir: str = STATE_DIR) -> str:
+    return _paths(name, state_dir)[0]
+
+
+def apply_state(
+    state: str,
+    name: str,
+    *,
+    seconds: int = 0,
+    files: list[dict[str, str]] | None = None,
+    commands: list[list[str]] | None = None,
+    reason: str = "",
+    state_dir: str = STATE_DIR,
+    check_mode: bool = False,
+    prepare: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """One request to a named revert, as the Ansible modules expose it: arm, confirm, fire or query.
+
+    Returns ``changed``, ``armed`` (after the request) and ``plan`` (the armed, cancelled or fired
+    plan, when there is one). ``prepare`` runs just before a real arm (not in check mode): the caller
+    writes there what the commands need (scripts...). A fired revert with failed steps raises.
+    """
+    if state not in STATES:
+        raise RevertError(f"state: {state!r} is not one of {', '.join(STATES)}")
+    current = status(name, state_dir)
+    if state == "query":
+        return {"changed": False, "armed": current is not None, "plan": current}
+    if state == "armed":
+        doc = plan_document(name, seconds, list(files or []), list(commands or []), reason)
+        if check_mode:
+            return {"changed": True, "armed": True, "plan": doc}
+        if prepare is not None:
+            prepare()
+        doc = arm(name, seconds, list(files or []), list(commands or []), reason, state_dir)
+        return {"changed": True, "armed": True, "plan": doc}
+    if current is None:
+        return {"changed": False, "armed": False, "plan": None}
+    if check_mode:
+        return {"changed": True, "armed": False, "plan": current}
+    if state == "confirmed":
+        return {"changed": True, "armed": False, "plan": confirm(name, state_dir)}
+    if fire(plan_path(name, state_dir)) != 0:
+        raise RevertError(f"the revert {name} ran but some steps failed; see {state_dir}")
+    return {"changed": True, "armed": False, "plan": current}
 
 
 def fire(plan_path: str) -> int:

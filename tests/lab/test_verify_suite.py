@@ -36,8 +36,8 @@ FRESH_FAILS = {
 }  # fmt: skip
 
 # Families whose every control is broken once below. The rate-limit (SSHW-FW), notification
-# (SSHW-NOTIFY) and ban (SSHW-BAN) controls arrived with their roles; their per-control break cases
-# are still to be written (their behaviour is shown in molecule/ratelimit*, notify and bans).
+# (SSHW-NOTIFY) and ban (SSHW-BAN) controls need their roles applied: test_verify_breaks_services.py
+# breaks each of them.
 BREAK_FAMILIES = ("SSHW-SSHD-", "SSHW-SVC-", "SSHW-HOSTKEY-", "SSHW-MODULI-", "SSHW-FILE-", "SSHW-KEYS-",
                   "SSHW-MATCH-", "SSHW-INTEG-")
 

@@ -56,8 +56,13 @@ def written(command: str) -> str:
     return base64.b64decode(match.group(1)).decode()
 
 
-def test_the_pam_line_is_the_roles():
+def test_the_pam_line_is_the_self_contained_door():
     assert notify.role_vars()["_ssh_notify_session_line"] == LINE
+
+
+@pytest.mark.parametrize("line", [LINE, LINE.replace("sshward-notify pam", "sshward-notify-pam")])
+def test_the_roles_regexp_matches_both_hook_lines(line):
+    assert re.match(notify.role_vars()["_ssh_notify_session_regexp"], line)
 
 
 def test_hook_goes_before_the_first_session_pam_env_line(monkeypatch):

@@ -177,3 +177,40 @@ def test_unit_ordering(line: str) -> None:
 def test_saved_script_is_the_core_render() -> None:
     policy = mod.build_policy({**BASE, "trusted_networks": ["10.0.0.0/8"]})
     assert fw.plan(policy, "iptables")[0].script == fw.render_iptables(policy, "ipv4")
+
+
+def test_build_policy_ban_protects_the_admin_and_the_connection() -> None:
+    params = dict(
+        BASE,
+        mode="ban",
+        addresses=["172.31.244.13", "172.31.244.12", "172.31.244.1", "10.9.9.9"],
+        protect_networks=["10.0.0.0/8"],
+        admin_addresses=["172.31.244.12"],
+        connecting_address="172.31.244.1",
+    )
+    policy = mod.build_policy(params)
+    assert [str(n) for n in policy.addresses] == ["172.31.244.13/32"]
+    assert sorted(policy.skipped) == ["10.9.9.9/32", "172.31.244.1/32", "172.31.244.12/32"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "ratelimit", "addresses": ["192.0.2.1"]}, "^addresses, protect_networks: only used with mode=ban"),
+        ({"mode": "restrict", "admin_networks": ["192.0.2.1"], "protect_networks": ["192.0.2.0/24"]}, None),
+        ({"mode": "ban", "admin_networks": ["192.0.2.1"]}, "^admin_networks: only used with mode=restrict"),
+    ],
+)
+def test_build_policy_ban_arguments(changes: dict[str, object], message: str | None) -> None:
+    if message is None:
+        assert mod.build_policy(dict(BASE, **changes)).mode == "restrict"
+        return
+    with pytest.raises(fw.FirewallError, match=message):
+        mod.build_policy(dict(BASE, **changes))
+
+
+def test_unit_loads_the_ban_chain() -> None:
+    bins = {n: f"/usr/sbin/{n}" for n in fw.UNIT_BINARIES}
+    unit = fw.render_unit([("ban", "iptables", "ipv4", "/etc/sshward/firewall/ban.ipv4.rules", bins)])
+    assert "-D INPUT -p tcp -m conntrack --ctstate NEW -j SSHWARD-BAN" in unit
+    assert fw.saved_name("ban", "nftables", "inet") == "ban.nft"

@@ -40,6 +40,11 @@ DUMP_MAIL = (
     "import glob, json; print(json.dumps([[open(f, encoding='utf-8', errors='replace').read(),"
     " json.load(open(f[:-4] + '.env.json'))] for f in sorted(glob.glob('/srv/sink/smtp/*.eml'))]))"
 )
+#: the mail of each mail channel, told apart by the envelope recipient
+MAIL_RECIPIENT = {"smtp": "<ops@lab.invalid>", "sendmail": "<sendmail-ops@lab.invalid>"}
+#: the request path of each webhook channel (molecule.yml)
+HOOK_PATH = {"json": "/hook/", "slack": "/slack/", "ntfy": "/ntfy/"}
+SECRETS = ("lab-token-0123456789", "lab-secret-header-value", "lab-slack-secret")
 DUMP_HTTP = (
     "import glob, json; print(json.dumps([json.load(open(f)) for f in sorted(glob.glob('/srv/sink/http/*.json'))]))"
 )
@@ -104,16 +109,26 @@ def mail_fields(raw: str) -> tuple[Any, dict[str, str]]:
     return msg, fields
 
 
-def mails(lab) -> list[tuple[Any, dict[str, str], dict[str, Any]]]:
+def mails(lab, channel: str = "smtp") -> list[tuple[Any, dict[str, str], dict[str, Any]]]:
     out = lab["smtp"].check_output("python3 -c %s", DUMP_MAIL)
-    return [(*mail_fields(raw), envelope) for raw, envelope in json.loads(out)]
+    found = [(*mail_fields(raw), envelope) for raw, envelope in json.loads(out)]
+    return [m for m in found if MAIL_RECIPIENT[channel] in m[2]["rcpt"]]
+
+
+def requests(lab, fmt: str) -> list[dict[str, Any]]:
+    """The HTTP recorder's requests of one webhook format, body decoded."""
+    records = json.loads(lab["web"].check_output("python3 -c %s", DUMP_HTTP))
+    mine = [r for r in records if r["path"].startswith(HOOK_PATH[fmt])]
+    for record in mine:
+        record["body"] = base64.b64decode(record["body_b64"]).decode("utf-8")
+        record["header"] = {k.lower(): v for k, v in record["headers"]}
+    return mine
 
 
 def hooks(lab) -> list[dict[str, Any]]:
-    out = lab["web"].check_output("python3 -c %s", DUMP_HTTP)
-    records = json.loads(out)
+    records = requests(lab, "json")
     for record in records:
-        record["json"] = json.loads(base64.b64decode(record["body_b64"]))
+        record["json"] = json.loads(record["body"])
     return records
 
 
@@ -200,7 +215,8 @@ def test_login_completes_with_receivers_unusable_and_events_arrive_later(target,
     try:
         port = login_port(lab, "alice", target["address"])  # asserts the login completed
         with target["host"].sudo():
-            spooled = target["host"].check_output("ls /var/spool/sshward/notify")
+            # incoming/ (not yet admitted) or the spool itself (admitted, a channel failed)
+            spooled = target["host"].check_output("find /var/spool/sshward/notify -name '*.json'")
         assert matching(lab, target, "login", port=port) == ([], [])
         assert ".json" in spooled
     finally:
@@ -269,3 +285,147 @@ def test_no_login_event_claims_the_fake_address(target, lab):
 def test_every_webhook_body_is_json_with_the_documented_shape(target, lab):
     records = hooks(lab)
     assert records and all(set(r["json"]) >= {"source", "kind", "host", "time", "fields", "title"} for r in records)
+
+
+# su reads the password from its terminal and flushes what was typed ahead (TCSAFLUSH), so
+# the client waits for the prompt and then types the wrong password until ssh ends.
+SU_ATTEMPT = r"""
+import os, subprocess, sys, time
+proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+seen, deadline = b"", time.monotonic() + 120
+while b"assword" not in seen and time.monotonic() < deadline:
+    chunk = os.read(proc.stdout.fileno(), 1024)
+    if not chunk:
+        break
+    seen += chunk
+while proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(1)
+    try:
+        proc.stdin.write(b"wrong-password\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        break
+if proc.poll() is None:
+    proc.kill()
+print(f"ssh-exit={proc.wait()}")
+"""
+
+
+def test_su_failure_is_reported(target, lab):
+    result = lab["client"].run(
+        "python3 -c %s ssh -tt -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20"
+        " -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s -l alice %s %s",
+        SU_ATTEMPT,
+        f"{KEYS}/alice",
+        f"{KEYS}/known_hosts",
+        target["address"],
+        "su -c true root",
+    )
+    assert "ssh-exit=1" in result.stdout, result.stdout
+    found_mail, found_hook = wait_for_one_each(lab, target, "su_failure", service="su", ruser="alice")
+    assert (len(found_mail), len(found_hook), found_hook[0]["json"]["fields"].get("user")) == (1, 1, "root")
+
+
+@pytest.fixture(scope="module")
+def channel_login(target, lab):
+    """One alice login (its source port), waited for until the SMTP and JSON webhook channels have it."""
+    port = login_port(lab, "alice", target["address"])
+    wait_for_one_each(lab, target, "login", user="alice", port=port)
+    return port
+
+
+def poll(fetch, deadline: float = 120):
+    end = time.monotonic() + deadline
+    while True:
+        found = fetch()
+        if found or time.monotonic() > end:
+            return found
+        time.sleep(2)
+
+
+def body_of(target, port: str):
+    """True for a text body of this target's login with this source port."""
+    return lambda body: f"host: {target['name']}\n" in body and f"port: {port}\n" in body
+
+
+def test_sendmail_channel_delivers_through_the_local_mta(target, lab, channel_login):
+    def fetch():
+        return [
+            m for m in mails(lab, "sendmail") if m[1].get("port") == channel_login and m[1]["host"] == target["name"]
+        ]
+
+    found = poll(fetch)
+    assert [(m[0]["From"], m[0]["To"], m[1]["user"], m[1]["address"]) for m in found] == [
+        ("sendmail-channel@lab.invalid", "sendmail-ops@lab.invalid", "alice", CLIENT_ADDRESS)
+    ]
+
+
+def test_sendmail_mail_headers_not_split(target, lab, channel_login):
+    stored = [m for m in mails(lab, "sendmail") if m[1].get("host") == target["name"]]
+    assert stored and all({name.lower() for name in msg} <= MAIL_HEADERS for msg, _f, _e in stored)
+
+
+def test_slack_request_shape(target, lab, channel_login):
+    mine = body_of(target, channel_login)
+    found = poll(lambda: [r for r in requests(lab, "slack") if mine(json.loads(r["body"]).get("text", ""))])
+    assert len(found) == 1
+    request, body = found[0], json.loads(found[0]["body"])
+    assert (request["method"], request["header"]["content-type"], list(body)) == ("POST", "application/json", ["text"])
+    assert body["text"].startswith(f"[sshward] login alice from {CLIENT_ADDRESS} on {target['name']}\n")
+
+
+def test_slack_text_escapes_markup(target, lab):
+    # mallory's key comment holds "<b>x</b>": Slack would read <...> as a link or a mention
+    def fetch():
+        texts = [json.loads(r["body"])["text"] for r in requests(lab, "slack")]
+        return [t for t in texts if f"host: {target['name']}\n" in t and "key_comment: " in t and "user: mallory" in t]
+
+    texts = poll(fetch)
+    assert texts and all("<" not in t and "&lt;b&gt;x&lt;/b&gt;" in t for t in texts)
+
+
+def test_ntfy_request_shape(target, lab, channel_login):
+    mine = body_of(target, channel_login)
+    found = poll(lambda: [r for r in requests(lab, "ntfy") if mine(r["body"])])
+    assert len(found) == 1
+    header = found[0]["header"]
+    assert (found[0]["method"], header["content-type"], header["tags"], header["title"]) == (
+        "POST",
+        "text/plain; charset=utf-8",
+        "key",
+        f"[sshward] login alice from {CLIENT_ADDRESS} on {target['name']}",
+    )
+
+
+def test_ntfy_failure_has_high_priority(target, lab):
+    found = poll(
+        lambda: [r for r in requests(lab, "ntfy") if "kind: su_failure\n" in r["body"] and target["name"] in r["body"]]
+    )
+    assert found and all(r["header"].get("priority") == "high" for r in found)
+
+
+def test_no_secret_in_the_bodies(target, lab):
+    bodies = [r["body"] for fmt in HOOK_PATH for r in requests(lab, fmt)]
+    assert bodies and not [s for s in SECRETS if any(s in b for b in bodies)]
+
+
+CHANNELS = ("mail", "hook", "syslog", "sendmail", "slack", "ntfy")
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("up", dict.fromkeys(CHANNELS, "ok")),
+        ("down", {**dict.fromkeys(CHANNELS, "FAILED:"), "syslog": "ok"}),
+    ],
+)
+def test_test_command_reports_each_channel(target, lab, state, expected):
+    set_receivers(lab, state)
+    try:
+        with target["host"].sudo():
+            result = target["host"].run(f"{SCRIPT} test")
+    finally:
+        set_receivers(lab, "up")
+    reported = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.strip()}
+    assert (reported, result.rc) == (expected, 0 if state == "up" else 1)
+    assert not [s for s in SECRETS if s in result.stdout + result.stderr]
