@@ -15,10 +15,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/lab/" in item.nodeid:
             item.add_marker(pytest.mark.lab)
-            # Under pytest-xdist (--dist loadgroup) a module's lab (module-scoped fixture, fixed container
-            # names) must live in one worker; each molecule scenario is its own group.
-            group = item.nodeid if item.nodeid.startswith("tests/lab/test_molecule.py") else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
