@@ -90,6 +90,8 @@ NOTIFY = [
     # a receiver that does not answer (nothing listens on the discard port in the container)
     ("SSHW-NOTIFY-009", _channels([{"type": "webhook", "url": "http://127.0.0.1:9/"}]),
      f"cp -p /root/notify.json {CONFIG}", "FAILED"),
+    ("SSHW-NOTIFY-010", "systemctl stop sshward-notify-flush.path", "systemctl start sshward-notify-flush.path",
+     "False"),
 ]  # fmt: skip
 BANS = [
     ("SSHW-BAN-001", "systemctl stop fail2ban", f"systemctl start fail2ban && {F2B_READY}", "is_running"),
@@ -103,7 +105,7 @@ BANS = [
     ("SSHW-BAN-009", "fail2ban-client set sshd bantime.increment false", F2B_RESTORE, "False"),
     # the jail file edited back to fail2ban's normal mode, which lacks the pre-auth patterns
     ("SSHW-BAN-010", "sed -i 's/sshd\\[mode=aggressive\\]/sshd[mode=normal]/' /etc/fail2ban/jail.d/sshward.local"
-     " && fail2ban-client reload sshd", F2B_RESTORE, "banner exchange"),
+     " && fail2ban-client reload sshd", F2B_RESTORE, "Did not receive identification string"),
     ("SSHW-BAN-011", "fail2ban-client set sshd deljournalmatch _SYSTEMD_UNIT=ssh.service", F2B_RESTORE,
      "_SYSTEMD_UNIT=ssh.service"),
     ("SSHW-BAN-012", "fail2ban-client set sshd usedns yes", F2B_RESTORE, "'yes'"),
