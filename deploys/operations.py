@@ -318,11 +318,9 @@ def sshd_config(
         f"mkdir -p /run/sshd; if ! e=$(LC_ALL=C {shlex.quote(sshd)} -t 2>&1); then {restore}; "
         'echo "sshd -t rejected the installed files, restored them: $e" >&2; exit 1; fi'
     )
-    owed_backups = list(owed["backups"]) if owed else []
-    kept = {entry["path"] for entry in owed_backups}
     record = pending_reload.render(
         sorted(set(new_files) | set(owed["changed_files"] if owed else ())),
-        owed_backups + [{"path": p, "backup": b} for p, b in backups if p not in kept],
+        pending_reload.restore_first(owed, [{"path": p, "backup": b} for p, b in backups]),
     )
     yield f"install -d -m 0700 {shlex.quote(pending_reload.PENDING_RELOAD_PATH.rsplit('/', 1)[0])}"
     yield write_file_command(pending_reload.PENDING_RELOAD_PATH, record, "0600")
@@ -450,10 +448,7 @@ def reload_with_rollback(
     existing = host.get_fact(facts.FileContents, paths=candidates) if candidates else {}
     files = [{"path": p, "backup": backup_path(p, backup)} for p in paths if backup_path(p, backup) in existing]
     owed = _pending_reload()
-    if owed is not None:
-        # An interrupted run's backups are the last state proven to work: restore those first.
-        kept = {entry["path"] for entry in owed["backups"]}
-        files = list(owed["backups"]) + [entry for entry in files if entry["path"] not in kept]
+    files = pending_reload.restore_first(owed, files)
     if not files and owed is None:
         host.noop("sshd configuration unchanged: nothing to reload")
         return

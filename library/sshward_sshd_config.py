@@ -152,7 +152,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.sshward.effective import mismatches, parse_sshd_T
 from ansible.module_utils.sshward.guards import Account, lockout_problems
 from ansible.module_utils.sshward.openssh import SSH_QUERIES, option_aliases, parse_version, version_from_package
-from ansible.module_utils.sshward.pending_reload import PendingReloadError
+from ansible.module_utils.sshward.pending_reload import PendingReloadError, restore_first
 from ansible.module_utils.sshward.pending_reload import read as read_pending_reload
 from ansible.module_utils.sshward.pending_reload import record as record_pending_reload
 from ansible.module_utils.sshward.policy import PolicyError, sshd_settings
@@ -310,8 +310,7 @@ class SshdConfigModule:
             self.validate_candidate(path, new_files.get(path), settings)
         if new_files and not self.module.check_mode:
             backups = self.apply(new_files)
-            kept = {entry["path"] for entry in result["backups"]}
-            result["backups"] += [entry for entry in backups if entry["path"] not in kept]
+            result["backups"] = restore_first(pending, backups)
             record_pending_reload(result["changed_files"], result["backups"])
         if not self.module.check_mode or not new_files:
             effective = self.effective(path)

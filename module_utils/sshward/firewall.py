@@ -157,7 +157,7 @@ def _check_ports(name: str, value: Any) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def _check_networks(name: str, value: Any, warnings: list[str]) -> tuple[Network, ...]:
+def check_networks(name: str, value: Any, warnings: list[str]) -> tuple[Network, ...]:
     nets: list[Network] = []
     for item in _as_tuple(value, name):
         text = str(item).strip()
@@ -206,7 +206,7 @@ class _PolicyBase:
         warnings: list[str] = []
         object.__setattr__(self, "ports", _check_ports("ports", self.ports))
         for name in network_fields:
-            object.__setattr__(self, name, _check_networks(name, getattr(self, name), warnings))
+            object.__setattr__(self, name, check_networks(name, getattr(self, name), warnings))
         return warnings
 
     def _add_warnings(self, warnings: list[str]) -> None:
@@ -314,12 +314,12 @@ class BanPolicy:
     def __post_init__(self) -> None:
         warnings: list[str] = []
         object.__setattr__(self, "ports", _check_ports("ports", self.ports))
-        protect = _check_networks("protect_networks", self.protect_networks, warnings)
+        protect = check_networks("protect_networks", self.protect_networks, warnings)
         # Not collapsed: each ban stays the network it was given as, so it can be lifted exactly.
         given = {
             n
             for item in _as_tuple(self.addresses, "addresses")
-            for n in _check_networks("addresses", str(item), warnings)
+            for n in check_networks("addresses", str(item), warnings)
         }
         wanted = sorted(given, key=lambda n: (n.version, n))
         keep: list[Network] = []

@@ -51,6 +51,15 @@ def parse(text: str) -> dict[str, Any]:
     return {"changed_files": changed, "backups": clean}
 
 
+def restore_first(owed: dict[str, Any] | None, backups: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The backups a revert restores: an interrupted run's (the last state proven to work) win over
+    this run's for the same file, which only hold files that were never loaded."""
+    if owed is None:
+        return list(backups)
+    kept = {entry["path"] for entry in owed["backups"]}
+    return list(owed["backups"]) + [entry for entry in backups if entry["path"] not in kept]
+
+
 def read(path: str = PENDING_RELOAD_PATH) -> dict[str, Any] | None:
     """The pending record, or None. An unreadable record still means a reload is owed, without backups."""
     try:

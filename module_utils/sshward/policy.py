@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Union
 
-from .firewall import FirewallError
-from .firewall import _check_networks as check_networks
+from .firewall import FirewallError, check_networks
 from .openssh import OpenSSHVersion, Supported, hardened_settings
 
 SettingValue = Union[str, list[str], None]

@@ -49,3 +49,16 @@ def test_a_symlinked_record_is_not_followed(tmp_path):
     link.symlink_to(target)
     with pytest.raises(pending_reload.PendingReloadError, match="cannot read it safely"):
         pending_reload.read(str(link))
+
+
+def test_an_interrupted_runs_backups_win_for_the_same_file():
+    owed = {"changed_files": ["/etc/ssh/sshd_config"], "backups": [{"path": "/etc/ssh/sshd_config", "backup": "/a~"}]}
+    mine = [
+        {"path": "/etc/ssh/sshd_config", "backup": "/b~"},
+        {"path": "/etc/ssh/sshd_config.d/x.conf", "backup": "/c~"},
+    ]
+    assert pending_reload.restore_first(owed, mine) == [
+        {"path": "/etc/ssh/sshd_config", "backup": "/a~"},
+        {"path": "/etc/ssh/sshd_config.d/x.conf", "backup": "/c~"},
+    ]
+    assert pending_reload.restore_first(None, mine) == mine
