@@ -9,10 +9,10 @@ Runs against the containers of the molecule scenario `notify` (bring them up fir
   N logins with the hook line in /etc/pam.d/sshd, then N with it commented out, so load
   changes on the shared machine hit both alike. "no hook" pools the hook-less logins of
   every round of that target.
-* **The PAM step alone**, inside each target (root, PAM environment of a sudo session
-  that is not reported, so nothing is sent): `python3 -IS -c pass` (the interpreter's
-  floor), `sshward-notify-pam` (what pam_exec runs), and `sshward-notify check` (importing
-  the full notifier and reading its config: what every login paid before the entry split).
+* **The PAM step alone**, inside each target (root, a PAM environment, output to /dev/null):
+  `env -0 SSHWARD_CAPTURE=session` (what pam_exec runs), `python3 -IS -c pass` (the floor
+  of any Python entry point, which the previous version paid), and `sshward-notify check`
+  (importing the full notifier and reading its config: what the first version paid).
 
 Writes the section "Login notifications (sshward-notify PAM hook)" of docs/benchmarks.md
 through bench/results.py, keeping the other sections.
@@ -38,7 +38,7 @@ from results import write_section
 TITLE = "Login notifications (sshward-notify PAM hook)"
 PREFIX = "sshward-mol-notify"
 ADDRESSES = {"bookworm": "172.31.242.12", "trixie": "172.31.242.13"}
-HOOK_RE = r"session .*pam_exec\.so .*sshward-notify-pam"
+HOOK_RE = r"session .*pam_exec\.so .*SSHWARD_CAPTURE=session"
 KEY = "/home/admin/notify-keys/alice"
 KNOWN = "/home/admin/notify-keys/known_hosts"
 STATES = ("up", "down", "hang")
@@ -62,8 +62,8 @@ count = int(sys.argv[1])
 env = {"PAM_TYPE": "open_session", "PAM_SERVICE": "sudo", "PAM_USER": "root", "PAM_RUSER": "admin",
        "PAM_TTY": "/dev/pts/9", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 commands = {
-    "python3 -IS -c pass": ["/usr/bin/python3", "-IS", "-c", "pass"],
-    "sshward-notify-pam": ["/usr/local/sbin/sshward-notify-pam"],
+    "env -0 SSHWARD_CAPTURE=session (the capture)": ["/usr/bin/env", "-0", "SSHWARD_CAPTURE=session"],
+    "python3 -IS -c pass (any Python entry)": ["/usr/bin/python3", "-IS", "-c", "pass"],
     "sshward-notify check (full notifier)": ["/usr/local/sbin/sshward-notify", "check"],
 }
 out = {name: [] for name in commands}
