@@ -67,6 +67,9 @@ class Process:
     cmdline: list[str] = field(default_factory=list)
     exe: str = ""
     exe_deleted: bool = False
+    #: /proc/PID/exe of another user's process needs CAP_SYS_PTRACE, which docker and some
+    #: VPS containers withhold even from root: then nobody can tell where it runs from
+    exe_unreadable: bool = False
     cwd: str = ""
     tty: str = ""
     start_time: float = 0.0
@@ -218,8 +221,10 @@ def read_process(pid: int, proc: str = "/proc", btime: float | None = None, tick
             p.exe_deleted = True
             exe = exe[: -len(" (deleted)")]
         p.exe = exe
+    except PermissionError:
+        p.exe_unreadable = True
     except OSError:
-        pass
+        pass  # kernel threads have none; a process that just exited
     with contextlib.suppress(OSError):
         p.cwd = os.readlink(f"{base}/cwd")
     try:
