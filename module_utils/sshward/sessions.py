@@ -468,26 +468,6 @@ def find_sessions(
     return sessions
 
 
-def parse_networks(values: Iterable[str]) -> list[Network]:
-    nets = []
-    for v in values:
-        try:
-            nets.append(ipaddress.ip_network(str(v).strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an address or network (e.g. 203.0.113.7 or 203.0.113.0/24)") from exc
-    return nets
-
-
-def address_in(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip.version == n.version and ip in n for n in networks)
-
-
 @dataclass
 class Snapshot:
     taken_at: float
