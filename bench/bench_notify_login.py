@@ -46,10 +46,11 @@ STATES = ("up", "down", "hang")
 # Runs inside the client: N timed logins, "seconds exit-status" per line.
 LOGIN_TIMER = r"""
 import subprocess, sys, time
-address, count, key, known = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+address, count, key, known, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 argv = ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlPath=none",
         "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + known, "alice@" + address, "true"]
 for _ in range(count):
+    time.sleep(pause)  # not timed: lets the previous login's delivery finish, as between real logins
     start = time.monotonic()
     rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     print(f"{time.monotonic() - start:.4f} {rc}", flush=True)
@@ -102,10 +103,11 @@ def set_receivers(state: str) -> None:
             docker("exec", box, "systemd-run", "--unit=sink-hang", *sink)
 
 
-def timed_logins(address: str, count: int) -> list[float]:
+def timed_logins(address: str, count: int, pause: float) -> list[float]:
     out = docker(
-        "exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", LOGIN_TIMER, address, str(count), KEY, KNOWN
-    )
+        "exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", LOGIN_TIMER, address, str(count), KEY, KNOWN,
+        str(pause),
+    )  # fmt: skip
     times = []
     for line in out.splitlines():
         seconds, rc = line.split()
@@ -115,7 +117,7 @@ def timed_logins(address: str, count: int) -> list[float]:
     return times
 
 
-def measure_logins(suite: str, logins: int, rounds: int) -> dict[str, list[float]]:
+def measure_logins(suite: str, logins: int, rounds: int, pause: float) -> dict[str, list[float]]:
     target = f"{PREFIX}-{suite}"
     result: dict[str, list[float]] = {}
     per_round = max(1, logins // rounds)
@@ -126,9 +128,9 @@ def measure_logins(suite: str, logins: int, rounds: int) -> dict[str, list[float
             hooked, bare = result.setdefault(f"{state} hook", []), result.setdefault(f"{state} none", [])
             for _ in range(rounds):
                 set_hook(target, True)
-                hooked += timed_logins(ADDRESSES[suite], per_round)
+                hooked += timed_logins(ADDRESSES[suite], per_round, pause)
                 set_hook(target, False)
-                bare += timed_logins(ADDRESSES[suite], per_round)
+                bare += timed_logins(ADDRESSES[suite], per_round, pause)
     finally:
         set_hook(target, True)
         set_receivers("up")
@@ -147,11 +149,14 @@ def quantile_ms(values: list[float], q: float) -> float:
     return ordered[index] * 1000
 
 
-def body(logins: dict[str, dict[str, list[float]]], steps: dict[str, dict[str, list[float]]], n: int, load: str) -> str:
+def body(
+    logins: dict[str, dict[str, list[float]]], steps: dict[str, dict[str, list[float]]], n: int, load: str, pause: float
+) -> str:
     cpus = os.cpu_count() or "?"
+    paced = f" --pause {pause:g}" if pause else ""
     lines = [
-        f"`python bench/bench_notify_login.py --logins {n}` against the molecule `notify` containers, {cpus} CPUs,"
-        f" load average {load} at the end of the run (other lab scenarios share the machine).",
+        f"`python bench/bench_notify_login.py --logins {n}{paced}` against the molecule `notify` containers,"
+        f" {cpus} CPUs, load average {load} at the end of the run (other lab scenarios share the machine).",
         "",
         "**Login time**: real `ssh alice@target true` key logins from the client container, timed in the"
         " client. Per receiver state, rounds of logins with the hook, then without it (the hook line"
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logins", type=int, default=30, help="logins per cell (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="hook/no-hook alternations per state")
     parser.add_argument("--steps", type=int, default=40, help="runs of each PAM-step command")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between logins, not timed (0: back to back)")
     parser.add_argument("--targets", default="bookworm,trixie")
     parser.add_argument("--no-write", action="store_true", help="print the section only")
     parser.add_argument("--notes", default="", help="text appended to the section (what the numbers show)")
@@ -209,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             steps[suite] = measure_step(suite, args.steps)
         for suite in suites:
             print(f"logins on {suite} ...", file=sys.stderr, flush=True)
-            logins[suite] = measure_logins(suite, args.logins, args.rounds)
+            logins[suite] = measure_logins(suite, args.logins, args.rounds, args.pause)
         load = Path("/proc/loadavg").read_text().split()[0]
-        saved = {"logins": logins, "steps": steps, "load": load, "logins_per_cell": args.logins}
+        saved = {"logins": logins, "steps": steps, "load": load, "logins_per_cell": args.logins, "pause": args.pause}
         raw.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
-    text = body(logins, steps, int(saved.get("logins_per_cell", args.logins)), load)
+    text = body(logins, steps, int(saved.get("logins_per_cell", args.logins)), load, float(saved.get("pause", 0.0)))
     if args.notes:
         text += "\n" + args.notes.strip() + "\n"
     print(text)

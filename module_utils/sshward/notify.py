@@ -547,7 +547,7 @@ def correlate_login(events: Sequence[AuthEvent], *, user: str | None, address: s
 
 
 #: How far around the capture's time the journal is read for sshd's records of that login.
-AUTHLOG_WINDOW = 300
+AUTHLOG_WINDOW = 120
 
 
 def _journal_events(around: float) -> list[AuthEvent]:
@@ -742,6 +742,8 @@ class _Deliverer:
         self.log = log
         self.sleep = sleep
         self.report = DeliveryReport()
+        self._authlog_cache: tuple[float, list[AuthEvent]] | None = None
+        self._authlog_deadline: float | None = None
 
     def admit_captures(self) -> int:
         """Turn the records of the PAM capture file into spool entries; how many records were admitted.
@@ -812,20 +814,30 @@ class _Deliverer:
         return len(scan.records)
 
     # -- enrichment, once per entry, in the detached deliverer only
+    def _sshd_records(self, around: float, *, fresh: bool = False) -> list[AuthEvent]:
+        """sshd's auth-log records near ``around``: read once for a whole batch of logins."""
+        cached = self._authlog_cache
+        if fresh or cached is None or abs(cached[0] - around) > AUTHLOG_WINDOW / 2:
+            try:
+                cached = (around, list(self.authlog(around)))
+            except Exception as exc:
+                self.log(f"auth-log lookup failed: {escape_text(exc, 200)}")
+                cached = (around, [])
+            self._authlog_cache = cached
+        return cached[1]
+
     def _enrich_login(self, event: Event) -> None:
         user = event.fields.get("user")
         address, port = event.fields.get("address"), event.fields.get("port")
         if address and port:
-            details = None
-            deadline = self.now() + self.config.authlog_wait
-            while True:
-                try:
-                    details = correlate_login(self.authlog(event.time), user=user, address=address, port=port)
-                except Exception as exc:
-                    self.log(f"auth-log lookup failed: {escape_text(exc, 200)}")
-                if details is not None or self.now() >= deadline:
-                    break
+            details = correlate_login(self._sshd_records(event.time), user=user, address=address, port=port)
+            if details is None and self._authlog_deadline is None:
+                # journald may lag a little behind the login; one wait per run, not per login
+                self._authlog_deadline = self.now() + self.config.authlog_wait
+            while details is None and self.now() < (self._authlog_deadline or 0.0):
                 self.sleep(0.5)
+                records = self._sshd_records(event.time, fresh=True)
+                details = correlate_login(records, user=user, address=address, port=port)
             if details is not None:
                 if details.pid is not None:
                     event.fields["sshd_pid"] = str(details.pid)

@@ -614,6 +614,26 @@ def test_auth_log_file_fallback_reads_sshd_records(tmp_path: Path) -> None:
     assert details is not None and details.pid == SSHD_PID
 
 
+def test_a_batch_of_logins_reads_the_log_once_and_waits_once(tmp_path: Path) -> None:
+    config, rec = recorder_config(tmp_path)
+    for port in range(50001, 50011):
+        pam_exec_capture(tmp_path / "spool", key_login_env(address="192.0.2.9", port=port))
+    lookups: list[float] = []
+    slept: list[float] = []
+    clock = [1000.0]
+
+    def lookup(around: float) -> list[AuthEvent]:
+        lookups.append(around)
+        return []  # sshd's records never show up (no journal access, say)
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    notify.deliver_pending(config, authlog=lookup, now=lambda: clock[0], sleep=sleep)
+    assert (len(rec.events), sum(slept) <= config.authlog_wait, len(lookups) <= 1 + len(slept)) == (10, True, True)
+
+
 def test_key_comment_not_read_through_symlink(tmp_path: Path) -> None:
     real = authorized_keys(tmp_path, "secret comment")
     link = tmp_path / "link"
