@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,16 @@ def measure_step(suite: str, count: int) -> dict[str, list[float]]:
     return data
 
 
+def median_difference_ci(hooked: list[float], bare: list[float], draws: int = 4000) -> tuple[float, float]:
+    """95 % bootstrap interval of median(hooked) - median(bare), in ms (seeded: the same data gives the same text)."""
+    rng = random.Random(20261122)
+    diffs = sorted(
+        statistics.median(rng.choices(hooked, k=len(hooked))) - statistics.median(rng.choices(bare, k=len(bare)))
+        for _ in range(draws)
+    )
+    return diffs[int(draws * 0.025)] * 1000, diffs[int(draws * 0.975)] * 1000
+
+
 def quantile_ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -163,17 +174,20 @@ def body(
         " commented out), so both see the same load; each row compares the two. Receivers *down*:"
         " nothing listens; *hang*: they accept and never answer (channel timeout 3 s). Milliseconds.",
         "",
-        "| target | receivers | logins each | no hook: median / p95 | hook: median / p95 | median difference |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| target | receivers | logins each | no hook: median / p95 | hook: median / p95 | median difference"
+        " | its 95 % interval |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for suite, data in logins.items():
         for state in STATES:
             hooked, bare = data[f"{state} hook"], data[f"{state} none"]
             diff = (statistics.median(hooked) - statistics.median(bare)) * 1000
+            low, high = median_difference_ci(hooked, bare)
             lines.append(
                 f"| {suite} | {state} | {len(hooked)}"
                 f" | {quantile_ms(bare, 0.5):.0f} / {quantile_ms(bare, 0.95):.0f}"
-                f" | {quantile_ms(hooked, 0.5):.0f} / {quantile_ms(hooked, 0.95):.0f} | {diff:+.0f} |"
+                f" | {quantile_ms(hooked, 0.5):.0f} / {quantile_ms(hooked, 0.95):.0f} | {diff:+.0f}"
+                f" | {low:+.0f} to {high:+.0f} |"
             )
     lines += [
         "",
