@@ -12,7 +12,7 @@ pam_exec built: the PAM environment (sshd puts ``SSH_CONNECTION`` and
 then the PAM items pam_exec adds (``PAM_USER``, ``PAM_RHOST``, ``PAM_TTY``,
 ``PAM_SERVICE``, ``PAM_TYPE``, ``PAM_RUSER``), then our marker, which glibc's
 ``putenv`` appends last. Every variable ends in a NUL byte, so no value can
-forge a record boundary: a value cannot hold NUL. About 1 ms, no interpreter,
+forge a record boundary: a value cannot hold NUL. About 2 ms, no interpreter,
 no shell, nothing parsed inside the login. The failure hook in the auth stack
 writes ``SSHWARD_CAPTURE=failure``.
 
