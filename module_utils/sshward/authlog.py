@@ -51,7 +51,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import IO, Any
@@ -390,31 +390,39 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 
-def _build_body() -> str:
+def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]) -> str:
+    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``."""
     parts = []
-    for name, _family, pat, _fields, _starts in _ALTS:
+    for name, _family, pat, _fields, _starts in alts:
         # " [preauth]" goes inside each alternative, so that the alternative is the last group
         # closed and Match.lastgroup names it.
         renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?P<pre> \[preauth\])?")
         parts.append(f"(?P<A_{name}>{renamed})")
-    return "(?:" + "|".join(parts) + ")"
+    return r"(?:error: |fatal: )?(?:" + "|".join(parts) + ")$"
 
 
-_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _build_body() + "$")
-# {alternative group: (indices of " [preauth]" and the fields, family, name)}
-_IDX = {
-    f"A_{name}": (tuple(_MSG_RX.groupindex[f"{name}__{f}"] for f in ("pre", *fields)), family, name)
-    for name, family, _pat, fields, _starts in _ALTS
-}
-# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
-# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
-_SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 _TS = (
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
 # The syslog header; the tag is any program's (the line is then classified by it).
 _HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ")
+# The message regex: every alternative, for journal messages and non-sshd text lines.
+_MSG_RX = re.compile(_alternation(_ALTS))
+# The sshd line regex, the hot path for text: the same header, narrowed to an sshd-family program
+# with a pid, followed by the alternatives an sshd line can yield an event from (the same rows, in
+# the same order; only su and sudo, which come last, are left out). One match per line decides
+# header, kind and fields. A line it does not match goes through ``_HEAD_RX`` to be classified.
+_SSHD_LINE_RX = re.compile(
+    _TS
+    + r" (?P<host>\S+) (?P<prog>"
+    + "|".join(sorted(map(re.escape, SSHD_PROGRAMS)))
+    + r")\[(?P<pid>\d+)\]: "
+    + _alternation([alt for alt in _ALTS if alt[1] in (_SSHD, _ALL)])
+)
+# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
+# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
+_SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 
 
 def _sshd_prefilter(msg: str, pos: int = 0) -> bool:
@@ -446,19 +454,6 @@ _CLOSED_KIND = {
     "Connection reset by": KIND.CONNECTION_RESET,
     "Disconnected from": KIND.DISCONNECTED,
 }
-_SIMPLE_KIND = {
-    "invalid": KIND.INVALID_USER,
-    "maxauth": KIND.MAX_AUTH,
-    "noident": KIND.NO_IDENT,
-    "timeout": KIND.AUTH_TIMEOUT,
-    "conn_from": KIND.CONNECTION,
-}
-_DETAIL_KIND = {
-    "banner": KIND.BAD_BANNER,
-    "negotiate": KIND.NEGOTIATION_FAILED,
-    "drop": KIND.CONNECTION_DROPPED,
-}
-
 _ADDR_CACHE: dict[str, bool] = {}
 
 
@@ -477,6 +472,270 @@ def _valid_addr(a: str) -> bool:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# --------------------------------------------------------------------------------------------
+# Building events: one function per alternative of ``_ALTS``. ``v`` holds the alternative's
+# fields in the order the table declares them (anything after them, " [preauth]" and the header
+# fields of the sshd line regex, is not read here); the address sshd wrote is validated before an
+# event is made, a bad one makes the line unparsed (None).
+# --------------------------------------------------------------------------------------------
+
+_Fields = tuple[Any, ...]
+_Builder = Callable[
+    ["AuthLogParser", _Fields, "datetime | None", "str | None", str, "int | None", bool, str], "AuthEvent | None"
+]
+
+def _auth_event(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+    raw: str, detail: str | None,
+) -> AuthEvent | None:  # fmt: skip
+    addr = v[4]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    res, method, fp = v[0], v[1], v[7]
+    if res == "Failed":
+        # A method with a submethod ("keyboard-interactive/pam") is never a key as a whole.
+        kind = _FAILED_BY_METHOD.get(method) or _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
+    else:
+        kind = _AUTH_KIND[res]
+    akf = akl = None
+    if kind == KIND.ACCEPTED and fp is not None:
+        pend = p._pending_keys.pop((host, pid), None)
+        if pend is not None and pend[0] == fp:
+            akf, akl = pend[1], pend[2]
+    return AuthEvent(
+        kind, ts, host, prog, pid, v[3], addr, int(v[5]), method, v[6], fp, akf, akl, v[2] is not None, pre, detail,
+        raw,
+    )  # fmt: skip
+
+
+def _b_auth(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    return _auth_event(p, v, ts, host, prog, pid, pre, raw, None)
+
+
+def _b_auth_cert(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    return _auth_event(p, v, ts, host, prog, pid, pre, raw, f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}")
+
+
+def _b_invalid(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[1]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.INVALID_USER, ts, host, prog, pid, v[0], addr, int(v[2]), None, None, None, None, None, True, pre, None,
+        raw,
+    )  # fmt: skip
+
+
+def _b_maxauth(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[2]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.MAX_AUTH, ts, host, prog, pid, v[1], addr, int(v[3]), None, None, None, None, None, v[0] is not None,
+        pre, None, raw,
+    )  # fmt: skip
+
+
+def _address_only(kind: str) -> _Builder:
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[0]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        return AuthEvent(
+            kind, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False, pre, None, raw
+        )
+
+    return build
+
+
+def _with_detail(kind: str) -> _Builder:
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[0]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        return AuthEvent(
+            kind, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False, pre, v[2], raw
+        )
+
+    return build
+
+
+def _b_closed(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[3]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    who = v[1]
+    return AuthEvent(
+        _CLOSED_KIND[v[0]], ts, host, prog, pid, v[2], addr, int(v[4]), None, None, None, None, None,
+        who == "invalid user", pre, who, raw,
+    )  # fmt: skip
+
+
+def _b_disconnecting(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[2]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.DISCONNECTING, ts, host, prog, pid, v[1], addr, int(v[3]), None, None, None, None, None,
+        v[0] == "invalid user", pre, v[4], raw,
+    )  # fmt: skip
+
+
+def _b_received(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[0]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False,
+        pre, f"{v[2]}: {v[3]}", raw,
+    )  # fmt: skip
+
+
+def _b_pam_auth(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    rhost = v[1]
+    addr = rhost if rhost and _valid_addr(rhost) else None
+    return AuthEvent(
+        KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, v[2], addr, None, None, None, None, None, None, False, pre, v[0],
+        raw,
+    )  # fmt: skip
+
+
+def _b_pam_session(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    kind = KIND.SESSION_OPENED if v[1] == "opened" else KIND.SESSION_CLOSED
+    return AuthEvent(kind, ts, host, prog, pid, v[2], None, None, None, None, None, None, None, False, pre, v[0], raw)
+
+
+def _b_accepted_key(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    ktype, fp, f = v[0], v[1], v[2]
+    n = int(v[3])
+    if len(p._pending_keys) > 10000:
+        p._pending_keys.clear()
+    p._pending_keys[(host, pid)] = (fp, f, n)
+    return AuthEvent(
+        KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False, pre, None, raw
+    )
+
+
+def _not_allowed_event(
+    user: str, addr: str | None, reason: str, ts: datetime | None, host: str | None, prog: str, pid: int | None,
+    pre: bool, raw: str,
+) -> AuthEvent:  # fmt: skip
+    code = _NOT_ALLOWED.get(reason)
+    if code is None:
+        code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
+    return AuthEvent(
+        KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False, pre, code, raw
+    )
+
+
+def _b_not_allowed_host(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    rhost = v[1]
+    # With UseDNS yes sshd writes a host name here; keep the event, without an address.
+    addr = rhost if _valid_addr(rhost) else None
+    return _not_allowed_event(v[0], addr, v[2], ts, host, prog, pid, pre, raw)
+
+
+def _b_not_allowed(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    return _not_allowed_event(v[0], None, v[1], ts, host, prog, pid, pre, raw)
+
+
+def _b_su(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    kind = KIND.SU_FAILURE if v[0] else KIND.SU_SUCCESS
+    return AuthEvent(
+        kind, ts, host, prog, pid, v[2] or None, None, None, None, None, None, None, None, False, pre, v[1], raw
+    )
+
+
+def _b_sudo(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    user, what, runas, cmd = v[0], v[1], v[2], v[3]
+    if what is None:
+        kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
+    else:
+        if "incorrect password attempt" in what:
+            kind = KIND.SUDO_AUTH_FAILURE
+        elif what == "user NOT in sudoers":
+            kind = KIND.SUDO_NOT_IN_SUDOERS
+        else:
+            kind = KIND.SUDO_DENIED
+        detail = f"{what} ({runas}: {cmd})"
+    return AuthEvent(kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw)
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "auth": _b_auth,
+    "auth_cert": _b_auth_cert,
+    "invalid": _b_invalid,
+    "maxauth": _b_maxauth,
+    "closed": _b_closed,
+    "disconnecting": _b_disconnecting,
+    "received": _b_received,
+    "noident": _address_only(KIND.NO_IDENT),
+    "timeout": _address_only(KIND.AUTH_TIMEOUT),
+    "conn_from": _address_only(KIND.CONNECTION),
+    "banner": _with_detail(KIND.BAD_BANNER),
+    "negotiate": _with_detail(KIND.NEGOTIATION_FAILED),
+    "drop": _with_detail(KIND.CONNECTION_DROPPED),
+    "pam_auth": _b_pam_auth,
+    "pam_session": _b_pam_session,
+    "accepted_key": _b_accepted_key,
+    "not_allowed_host": _b_not_allowed_host,
+    "not_allowed": _b_not_allowed,
+    "su": _b_su,
+    "sudo": _b_sudo,
+}
+
+
+def _indices(rx: re.Pattern[str], name: str, fields: tuple[str, ...], header: tuple[str, ...] = ()) -> tuple[int, ...]:
+    return tuple(rx.groupindex[f"{name}__{f}"] for f in (*fields, "pre")) + tuple(rx.groupindex[h] for h in header)
+
+
+# {alternative group of _MSG_RX: (indices of the fields and " [preauth]", family, builder)}
+_IDX = {
+    f"A_{name}": (_indices(_MSG_RX, name, fields), family, _BUILDERS[name])
+    for name, family, _pat, fields, _starts in _ALTS
+}
+# {alternative group of _SSHD_LINE_RX: (indices of the fields, " [preauth]", ts, host, prog, pid; builder)}
+_LINE_IDX = {
+    f"A_{name}": (_indices(_SSHD_LINE_RX, name, fields, ("ts", "host", "prog", "pid")), _BUILDERS[name])
+    for name, family, _pat, fields, _starts in _ALTS
+    if family in (_SSHD, _ALL)
+}
+
 
 
 class AuthLogParser:
@@ -538,162 +797,6 @@ class AuthLogParser:
             return d.replace(tzinfo=self._tz)
         return d.astimezone()
 
-    # -- building events -------------------------------------------------------------------
-    def _build(
-        self,
-        name: str,
-        v: tuple[Any, ...],
-        ts: datetime | None,
-        host: str | None,
-        prog: str,
-        pid: int | None,
-        pre: bool,
-        raw: str,
-    ) -> AuthEvent | None:
-        """``v`` holds the alternative's fields in the order declared in ``_ALTS``."""
-        if name == "auth" or name == "auth_cert":
-            addr = v[4]
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            res, method, fp = v[0], v[1], v[7]
-            if res == "Failed":
-                kind = _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
-            else:
-                kind = _AUTH_KIND[res]
-            detail = None if name == "auth" else f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}"
-            akf = akl = None
-            if kind == KIND.ACCEPTED and fp is not None:
-                pend = self._pending_keys.pop((host, pid), None)
-                if pend is not None and pend[0] == fp:
-                    akf, akl = pend[1], pend[2]
-            return AuthEvent(
-                kind, ts, host, prog, pid, v[3], addr, int(v[5]), method, v[6], fp, akf, akl,
-                v[2] is not None, pre, detail, raw,
-            )  # fmt: skip
-        if name in _SIMPLE_KIND:
-            if name == "maxauth":
-                inv, user, addr, port = v
-                invalid = inv is not None
-            elif name == "invalid":
-                user, addr, port = v
-                invalid = True
-            else:
-                user = None
-                addr, port = v
-                invalid = False
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                _SIMPLE_KIND[name], ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
-                invalid, pre, None, raw,
-            )  # fmt: skip
-        if name == "closed" or name == "disconnecting":
-            if name == "closed":
-                what, who, user, addr, port = v
-                kind = _CLOSED_KIND[what]
-                detail = who
-            else:
-                who, user, addr, port, detail = v
-                kind = KIND.DISCONNECTING
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                kind, ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
-                who == "invalid user", pre, detail, raw,
-            )  # fmt: skip
-        if name == "received":
-            addr, port, code, msg = v
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(port), None, None, None, None,
-                None, False, pre, f"{code}: {msg}", raw,
-            )  # fmt: skip
-        if name in _DETAIL_KIND:
-            addr, port, detail = v
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                _DETAIL_KIND[name], ts, host, prog, pid, None, addr, int(port), None, None, None, None, None,
-                False, pre, detail, raw,
-            )  # fmt: skip
-        if name == "pam_auth":
-            svc, rhost, user = v
-            addr = rhost if rhost and _valid_addr(rhost) else None
-            return AuthEvent(
-                KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, user, addr, None, None, None, None, None, None,
-                False, pre, svc, raw,
-            )  # fmt: skip
-        if name == "pam_session":
-            svc, oc, user = v
-            kind = KIND.SESSION_OPENED if oc == "opened" else KIND.SESSION_CLOSED
-            return AuthEvent(
-                kind,
-                ts,
-                host,
-                prog,
-                pid,
-                user,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                False,
-                pre,
-                svc,
-                raw,
-            )
-        if name == "accepted_key":
-            ktype, fp, f, line = v
-            n = int(line)
-            if len(self._pending_keys) > 10000:
-                self._pending_keys.clear()
-            self._pending_keys[(host, pid)] = (fp, f, n)
-            return AuthEvent(
-                KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False,
-                pre, None, raw,
-            )  # fmt: skip
-        if name == "not_allowed_host" or name == "not_allowed":
-            if name == "not_allowed_host":
-                user, rhost, reason = v
-                # With UseDNS yes sshd writes a host name here; keep the event, without an address.
-                addr = rhost if _valid_addr(rhost) else None
-            else:
-                user, reason = v
-                addr = None
-            code = _NOT_ALLOWED.get(reason)
-            if code is None:
-                code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
-            return AuthEvent(
-                KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False,
-                pre, code, raw,
-            )  # fmt: skip
-        if name == "su":
-            failed, to, user = v
-            kind = KIND.SU_FAILURE if failed else KIND.SU_SUCCESS
-            return AuthEvent(
-                kind, ts, host, prog, pid, user or None, None, None, None, None, None, None, None, False, pre,
-                to, raw,
-            )  # fmt: skip
-        # sudo
-        user, what, runas, cmd = v
-        if what is None:
-            kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
-        else:
-            if "incorrect password attempt" in what:
-                kind = KIND.SUDO_AUTH_FAILURE
-            elif what == "user NOT in sudoers":
-                kind = KIND.SUDO_NOT_IN_SUDOERS
-            else:
-                kind = KIND.SUDO_DENIED
-            detail = f"{what} ({runas}: {cmd})"
-        return AuthEvent(
-            kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw
-        )
-
     # -- text lines ------------------------------------------------------------------------
     def parse_text_line(self, line: str) -> AuthEvent | None:
         """Parse one syslog text line (no trailing newline needed); update :attr:`stats`."""
@@ -704,12 +807,10 @@ class AuthLogParser:
     def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
         """Parse syslog text lines; yields events, unmatched lines are only counted."""
         st = self.stats
-        head = _HEAD_RX.match
-        body = _MSG_RX.match
-        idx = _IDX
-        starts = _SSHD_STARTS
-        build = self._build
+        sshd_line = _SSHD_LINE_RX.match
+        line_idx = _LINE_IDX
         timestamp = self._timestamp
+        other_line = self._other_line
         n = events = 0
         try:
             for line in lines:
@@ -721,52 +822,57 @@ class AuthLogParser:
                 if len(line) > MAX_LINE:
                     st.oversized += 1
                     continue
-                h = head(line)
-                if h is None:
-                    self._classify(line)
-                    continue
-                ts_s, host, prog, pid_s = h.group(1, 2, 3, 4)
-                if prog not in PROGRAMS:
-                    st.other += 1
-                    continue
-                pos = h.end()
-                if prog in SSHD_PROGRAMS:
-                    if pid_s is None:
-                        st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
-                        continue
-                    key = line[pos : pos + 4]
-                    if key not in starts and (key not in ("erro", "fata") or not _sshd_prefilter(line, pos)):
-                        st.unparsed += 1
-                        continue
-                    m = body(line, pos)
-                    if m is None:
-                        st.unparsed += 1
-                        continue
-                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
-                    if family != _SSHD and family != _ALL:
+                m = sshd_line(line)
+                if m is not None:
+                    gi, build = line_idx[m.lastgroup]  # type: ignore[index]
+                    v = m.group(*gi)
+                    ev = build(self, v, timestamp(v[-4]), v[-3], v[-2], int(v[-1]), v[-5] is not None, line)
+                    if ev is None:
                         st.unparsed += 1
                         continue
                 else:
-                    m = body(line, pos)
-                    if m is None:
-                        st.unparsed += 1
+                    ev = other_line(line)
+                    if ev is None:
                         continue
-                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
-                    if family != _ALL and family != prog:
-                        st.unparsed += 1
-                        continue
-                v = m.group(*gi)
-                ev = build(
-                    name, v[1:], timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[0] is not None, line
-                )
-                if ev is None:
-                    st.unparsed += 1
-                    continue
                 events += 1
                 yield ev
         finally:
             st.lines += n
             st.events += events
+
+    def _other_line(self, line: str) -> AuthEvent | None:
+        """A line ``_SSHD_LINE_RX`` did not match: another program's (su, sudo, pam_unix lines of
+        them), or not an event at all, which is only counted."""
+        st = self.stats
+        h = _HEAD_RX.match(line)
+        if h is None:
+            self._classify(line)
+            return None
+        ts_s, host, prog, pid_s = h.group(1, 2, 3, 4)
+        if prog in SSHD_PROGRAMS:
+            # The sshd line regex has the same header and every alternative an sshd line can
+            # match: with a pid, no alternative matched the message.
+            if pid_s is None:
+                st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
+            else:
+                st.unparsed += 1
+            return None
+        if prog not in PROGRAMS:
+            st.other += 1
+            return None
+        m = _MSG_RX.match(line, h.end())
+        if m is None:
+            st.unparsed += 1
+            return None
+        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+        if family != _ALL and family != prog:
+            st.unparsed += 1
+            return None
+        v = m.group(*gi)
+        ev = build(self, v, self._timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[-1] is not None, line)
+        if ev is None:
+            st.unparsed += 1
+        return ev
 
     def _classify(self, line: str) -> None:
         """Account for a line whose header ``_HEAD_RX`` did not recognise: not ours, malformed,
@@ -825,7 +931,7 @@ class AuthLogParser:
         if m is None:
             st.unparsed += 1
             return None
-        gi, family, name = _IDX[m.lastgroup]  # type: ignore[index]
+        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
         ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
         if not ok:
             st.unparsed += 1
@@ -836,9 +942,7 @@ class AuthLogParser:
         host = rec.get("_HOSTNAME")
         usec = rec.get("__REALTIME_TIMESTAMP")
         ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
-        ev = self._build(
-            name, v[1:], ts, host if isinstance(host, str) else None, comm, pid, v[0] is not None, raw or msg
-        )
+        ev = build(self, v, ts, host if isinstance(host, str) else None, comm, pid, v[-1] is not None, raw or msg)
         if ev is None:
             st.unparsed += 1
         else:
