@@ -501,40 +501,33 @@ _Builder = Callable[
 ]
 
 
-def _auth_event(
-    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
-    raw: str, detail: str | None,
-) -> AuthEvent | None:  # fmt: skip
-    addr = v[4]
-    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-        return None
-    res, method, fp = v[0], v[1], v[7]
-    if res == "Failed":
-        # A method with a submethod ("keyboard-interactive/pam") is never a key as a whole.
-        kind = _FAILED_BY_METHOD.get(method) or _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
-    else:
-        kind = _AUTH_KIND[res]
-    akf = akl = None
-    if kind == KIND.ACCEPTED and fp is not None:
-        pend = p._pending_keys.pop((host, pid), None)
-        if pend is not None and pend[0] == fp:
-            akf, akl = pend[1], pend[2]
-    return AuthEvent(
-        kind, ts, host, prog, pid, v[3][:-1], addr, int(v[5]), method, v[6], fp, akf, akl, v[2] is not None, pre,
-        detail, raw,
-    )  # fmt: skip
+def _authentication(cert: bool) -> _Builder:
+    """The builder of ``auth`` (no certificate) or ``auth_cert``: one body, no call in between."""
 
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[4]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        res, method, fp = v[0], v[1], v[7]
+        if res == "Failed":
+            # A method with a submethod ("keyboard-interactive/pam") is never a key as a whole.
+            kind = _FAILED_BY_METHOD.get(method) or _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
+        else:
+            kind = _AUTH_KIND[res]
+        akf = akl = None
+        if kind == KIND.ACCEPTED and fp is not None:
+            pend = p._pending_keys.pop((host, pid), None)
+            if pend is not None and pend[0] == fp:
+                akf, akl = pend[1], pend[2]
+        return AuthEvent(
+            kind, ts, host, prog, pid, v[3][:-1], addr, int(v[5]), method, v[6], fp, akf, akl, v[2] is not None,
+            pre, f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}" if cert else None, raw,
+        )  # fmt: skip
 
-def _b_auth(
-    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
-) -> AuthEvent | None:
-    return _auth_event(p, v, ts, host, prog, pid, pre, raw, None)
-
-
-def _b_auth_cert(
-    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
-) -> AuthEvent | None:
-    return _auth_event(p, v, ts, host, prog, pid, pre, raw, f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}")
+    return build
 
 
 def _b_invalid(
@@ -714,8 +707,8 @@ def _b_sudo(
 
 
 _BUILDERS: dict[str, _Builder] = {
-    "auth": _b_auth,
-    "auth_cert": _b_auth_cert,
+    "auth": _authentication(cert=False),
+    "auth_cert": _authentication(cert=True),
     "invalid": _b_invalid,
     "maxauth": _b_maxauth,
     "closed": _b_closed,
@@ -789,6 +782,7 @@ class AuthLogParser:
         self._now = now
         self._ts_cache: dict[str, datetime | None] = {}
         self._zones: dict[tuple[tzinfo, str | None], tzinfo] = {}
+        self._pids: dict[str, int] = {}
         self._pending_keys: dict[tuple[str | None, int | None], tuple[str, str, int]] = {}
 
     # -- timestamps ------------------------------------------------------------------------
@@ -806,10 +800,12 @@ class AuthLogParser:
             d = datetime.fromisoformat(t if t[-1] != "Z" else t[:-1] + "+00:00")
         except ValueError:
             return None
-        tz = d.tzinfo
-        if tz is None:
-            return self._localize(d)
-        return d if tz is timezone.utc else self._one_zone_object(d)
+        return d if d.tzinfo is timezone.utc else self._aware(d)
+
+    def _aware(self, d: datetime) -> datetime:
+        """A parsed RFC 3339 time that is not UTC: localized when it has no zone, else with one
+        tzinfo object per offset (see ``_one_zone_object``)."""
+        return self._localize(d) if d.tzinfo is None else self._one_zone_object(d)
 
     def _one_zone_object(self, d: datetime) -> datetime:
         """``d`` with the first tzinfo object seen for its offset and name. Each parse makes a new
@@ -859,7 +855,10 @@ class AuthLogParser:
         line_rx = _SSHD_LINE_RX
         word_rows = _WORD_ROWS
         timestamp = self._timestamp
+        fromisoformat = datetime.fromisoformat
+        utc = timezone.utc
         other_line = self._other_line
+        pids = self._pids
         n = events = 0
         try:
             for lines in blocks:
@@ -886,7 +885,25 @@ class AuthLogParser:
                     if m is not None:
                         gi, build = rx[1][m.lastgroup]  # type: ignore[index]
                         v = m.group(*gi)
-                        ev = build(self, v, timestamp(v[-4]), v[-3], v[-2], int(v[-1]), v[-5] is not None, line)
+                        t = v[-4]
+                        if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
+                            # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
+                            try:
+                                ts = fromisoformat(t)
+                            except ValueError:
+                                ts = None
+                            else:
+                                if ts.tzinfo is not utc:
+                                    ts = self._aware(ts)
+                        else:
+                            ts = timestamp(t)
+                        pid_s = v[-1]
+                        pid = pids.get(pid_s)
+                        if pid is None:
+                            if len(pids) > 65536:
+                                pids.clear()
+                            pid = pids[pid_s] = int(pid_s)
+                        ev = build(self, v, ts, v[-3], v[-2], pid, v[-5] is not None, line)
                         if ev is None:
                             st.unparsed += 1
                             continue
