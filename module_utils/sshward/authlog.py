@@ -47,11 +47,12 @@ from __future__ import annotations
 import gzip
 import io
 import ipaddress
+import itertools
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import IO, Any
@@ -205,33 +206,43 @@ class AuthLogError(Exception):
 
 
 # --------------------------------------------------------------------------------------------
-# Patterns: ONE table (``_ALTS``) and ONE compiled message regex (``_MSG_RX``) for both sources.
-# Every message pattern is an alternative of that regex, followed by an optional " [preauth]":
-# one C-level match recognises the kind and every field; ``lastgroup`` names the alternative and
-# ``m.group(*indices)`` fetches its fields in one call. Each alternative is anchored at the end
-# of the message (the trailing ``$`` is shared); client-chosen text that follows sshd's address is
-# matched lazily so " [preauth]" is never swallowed. ADDR is a cheap character-class pre-check;
-# ipaddress validates it after.
+# Patterns: ONE table (``_ALTS``); every compiled message pattern is built from its rows.
+# Each row is an alternative, followed by an optional " [preauth]": one C-level match recognises
+# the kind and every field; ``lastgroup`` names the alternative and ``m.group(*indices)`` fetches
+# its fields in one call. Each alternative is anchored at the end of the message (the trailing
+# ``$`` is shared); client-chosen text that follows sshd's address is matched lazily so
+# " [preauth]" is never swallowed. ADDR is a cheap character-class pre-check; ipaddress
+# validates it after.
 #
-# Text lines first go through ``_HEAD_RX`` (timestamp, host, program, pid), which also decides
-# what a line is when it is not an event (another program's, a pid-less forgery); journal
-# records get the same facts from journald's trusted fields. The message regex then runs from
-# the end of the header (``match(line, pos)``, no copy).
+# Optional parts are written ``(?:X|)`` rather than ``(?:X)?``: the same choice, tried in the same
+# order (X first), but sre runs ``?`` on a group as a general REPEAT, set up anew at every attempt
+# and making the branches inside it save every mark; as a plain branch a line costs a third less.
+# For the same reason a user name followed by fixed text is captured WITH the space after it
+# (``(?P<user>.* )from ``, the builders drop that space): sre steps back over a greedy ``.*`` from
+# space to space when a literal follows it, but tries the rest of the pattern at every character
+# when the group's end comes first. Which text is the user is unchanged: still the greedy middle.
 #
-# Prefilter: every sshd alternative starts with a fixed word (its ``starts``, declared in the
-# table beside the pattern). An sshd message whose first four characters (after "error: " or
-# "fatal: ") begin none of them cannot match, so it is counted as unparsed without running the
-# regex. The prefilter only ever skips: it cannot make a line match, and what matches is still
-# decided by the anchored patterns alone.
+# Text lines from sshd, the bulk of any auth.log, are decided in one match by the sshd line regex
+# of their message's first word (``_sshd_line_rx``): the syslog header and the rows starting with
+# that word. Every other line goes through ``_HEAD_RX`` (timestamp, host, program, pid), which also
+# decides what a line is when it is not an event (another program's, a pid-less forgery), and
+# then ``_MSG_RX``, every row, from the end of the header (``match(line, pos)``, no copy). Journal
+# records get the header's facts from journald's trusted fields and go through ``_MSG_RX``.
+#
+# Words: every sshd alternative starts with a fixed word (its ``starts``, declared in the table
+# beside the pattern). An sshd message whose first four characters (after "error: " or "fatal: ")
+# begin none of them cannot match, so it is counted as unparsed without running a regex; one that
+# does is only tried against the rows declaring that word. The words only ever skip rows that
+# cannot match: what matches, and which row wins, is still decided by the anchored patterns alone.
 # --------------------------------------------------------------------------------------------
 
-_ADDR = r"(?P<addr>[0-9A-Fa-f:.]+(?:%[\w.-]+)?)"
+_ADDR = r"(?P<addr>[0-9A-Fa-f:.]+(?:%[\w.-]+|))"
 _TAIL = _ADDR + r" port (?P<port>\d{1,5})"
 _FP = r"(?P<fp>SHA256:[A-Za-z0-9+/]{43}|MD5(?::[0-9a-f]{2}){16})"
-_KTYPE = r"(?P<ktype>[A-Za-z0-9-]+(?:@openssh\.com)?)"
+_KTYPE = r"(?P<ktype>[A-Za-z0-9-]+(?:@openssh\.com|))"
 _AUTH_HEAD = (
-    r"(?P<res>Failed|Accepted|Postponed|Partial) (?P<method>[A-Za-z0-9-]+(?:/[A-Za-z0-9-]+)?)"
-    r" for (?P<inv>invalid user )?"
+    r"(?P<res>Failed|Accepted|Postponed|Partial) (?P<method>[A-Za-z0-9-]+(?:/[A-Za-z0-9-]+|))"
+    r" for (?:(?P<inv>invalid user )|)"
 )
 _WHO = r"(?P<who>invalid user|authenticating user|user)"
 _SSHD = "sshd"
@@ -247,17 +258,17 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "auth",
         _SSHD,
-        _AUTH_HEAD + r"(?P<user>.*) from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r")?",
+        _AUTH_HEAD + r"(?P<user>.* )from " + _TAIL + r" ssh2(?:: " + _KTYPE + " " + _FP + r"|)",
         ("res", "method", "inv", "user", "addr", "port", "ktype", "fp"),
         ("Fail", "Acce", "Post", "Part"),
     ),
-    ("invalid", _SSHD, r"Invalid user (?P<user>.*) from " + _TAIL, ("user", "addr", "port"), ("Inva",)),
+    ("invalid", _SSHD, r"Invalid user (?P<user>.* )from " + _TAIL, ("user", "addr", "port"), ("Inva",)),
     (
         "closed",
         _SSHD,
         r"(?P<what>Connection closed by|Connection reset by|Disconnected from)(?: "
         + _WHO
-        + r" (?P<user>.*))? "
+        + r" (?P<user>.* )| )"
         + _TAIL,
         ("what", "who", "user", "addr", "port"),
         ("Conn", "Disc"),
@@ -273,7 +284,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         "pam_auth",
         _ALL,
         r"pam_unix\((?P<svc>[\w.-]+):auth\): authentication failure; logname=\S* uid=\d+ euid=\d+"
-        r" tty=\S* ruser=\S* rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*))?)?",
+        r" tty=\S* ruser=\S* rhost=(?P<rhost>\S*)(?: (?: user=(?P<user>.*)|)|)",
         ("svc", "rhost", "user"),
         ("pam_",),
     ),
@@ -281,14 +292,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         "pam_session",
         _ALL,
         r"pam_unix\((?P<svc>[\w.-]+):session\): session (?P<oc>opened|closed) for user "
-        r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by [^\s(]*(?:\(uid=\d+\))?)?",
+        r"(?P<user>[^\s(]+)(?:\(uid=\d+\)|)(?: by [^\s(]*(?:\(uid=\d+\)|)|)",
         ("svc", "oc", "user"),
         ("pam_",),
     ),
     (
         "maxauth",
         _SSHD,
-        r"maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*) from " + _TAIL + " ssh2",
+        r"maximum authentication attempts exceeded for (?:(?P<inv>invalid user )|)(?P<user>.* )from " + _TAIL + " ssh2",
         ("inv", "user", "addr", "port"),
         ("maxi",),
     ),
@@ -296,7 +307,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "disconnecting",
         _SSHD,
-        r"Disconnecting(?: " + _WHO + r" (?P<user>[^:]*))? " + _TAIL + r": (?P<reason>.*?)",
+        r"Disconnecting(?: " + _WHO + r" (?P<user>[^:]* )| )" + _TAIL + r": (?P<reason>.*?)",
         ("who", "user", "addr", "port", "reason"),
         ("Disc",),
     ),
@@ -328,7 +339,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         "auth_cert",
         _SSHD,
         _AUTH_HEAD
-        + r"(?P<user>[^:]*) from "
+        + r"(?P<user>[^:]* )from "
         + _TAIL
         + r" ssh2: "
         + _KTYPE
@@ -341,14 +352,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "conn_from",
         _SSHD,
-        r"Connection from " + _TAIL + r" on \S+ port \d+(?: rdomain .*?)?",
+        r"Connection from " + _TAIL + r" on \S+ port \d+(?: rdomain .*?|)",
         ("addr", "port"),
         ("Conn",),
     ),
     (
         "not_allowed_host",
         _SSHD,
-        r"User (?P<user>.*) from (?P<rhost>\S+) not allowed because (?P<reason>not listed in AllowUsers"
+        r"User (?P<user>.* )from (?P<rhost>\S+) not allowed because (?P<reason>not listed in AllowUsers"
         r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
         r"|none of user's groups are listed in AllowGroups)",
         ("user", "rhost", "reason"),
@@ -373,14 +384,14 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "su",
         _SU,
-        r"(?P<failed>FAILED SU |FAILED RUNUSER )?\(to (?P<to>\S+)\) (?P<user>\S*) on \S+",
+        r"(?:(?P<failed>FAILED SU |FAILED RUNUSER )|)\(to (?P<to>\S+)\) (?P<user>\S*) on \S+",
         ("failed", "to", "user"),
         ("FAIL", "(to "),
     ),
     (
         "sudo",
         _SUDO,
-        r"\s*(?P<user>\S+) : (?:(?!TTY=|PWD=)(?P<what>[^;]*?) ; )?(?:TTY=\S+ ; )?PWD=.*? ; USER=(?P<runas>\S+) ;"
+        r"\s*(?P<user>\S+) : (?:(?!TTY=|PWD=)(?P<what>[^;]*?) ; |)(?:TTY=\S+ ; |)PWD=.*? ; USER=(?P<runas>\S+) ;"
         r".*? COMMAND=(?P<cmd>.*)",
         ("user", "what", "runas", "cmd"),
         (),
@@ -390,31 +401,43 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 
-def _build_body() -> str:
+def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]) -> str:
+    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``."""
     parts = []
-    for name, _family, pat, _fields, _starts in _ALTS:
+    for name, _family, pat, _fields, _starts in alts:
         # " [preauth]" goes inside each alternative, so that the alternative is the last group
         # closed and Match.lastgroup names it.
-        renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?P<pre> \[preauth\])?")
+        renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?:(?P<pre> \[preauth\])|)")
         parts.append(f"(?P<A_{name}>{renamed})")
-    return "(?:" + "|".join(parts) + ")"
+    return r"(?:error: |fatal: |)(?:" + "|".join(parts) + ")$"
 
 
-_MSG_RX = re.compile(r"(?:error: |fatal: )?" + _build_body() + "$")
-# {alternative group: (indices of " [preauth]" and the fields, family, name)}
-_IDX = {
-    f"A_{name}": (tuple(_MSG_RX.groupindex[f"{name}__{f}"] for f in ("pre", *fields)), family, name)
-    for name, family, _pat, fields, _starts in _ALTS
-}
-# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
-# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
-_SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 _TS = (
-    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6}|)(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
 # The syslog header; the tag is any program's (the line is then classified by it).
-_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ")
+_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\]|): ")
+# The message regex: every alternative, for journal messages and non-sshd text lines.
+_MSG_RX = re.compile(_alternation(_ALTS))
+# The sshd line regexes, the hot path for text: the same header, narrowed to an sshd-family program
+# with a pid, followed by the alternatives whose message starts with one fixed word (the rows of
+# ``_ALTS`` declaring that word among their ``starts``, in table order). One match decides header,
+# kind and fields. Which word a line's message starts with is read at its first "]: " (then past
+# "error: "/"fatal: "); that is only a guess of where the message begins, the anchored header of
+# the chosen regex decides. A line none matches goes through ``_HEAD_RX`` and ``_MSG_RX``.
+# Digits in the header as [0-9]: sre tests ``\d`` through the Unicode tables. Where this header
+# matches, the ``\d`` one matches the same way (every digit run in it ends at a fixed non-digit);
+# a line with other digits there falls through to ``_HEAD_RX``, which decides it as before.
+_SSHD_HEAD = (
+    _TS.replace(r"\d", "[0-9]")
+    + r" (?P<host>\S+) (?P<prog>"
+    + "|".join(sorted(map(re.escape, SSHD_PROGRAMS)))
+    + r")\[(?P<pid>[0-9]+)\]: "
+)
+# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
+# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
+_SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 
 
 def _sshd_prefilter(msg: str, pos: int = 0) -> bool:
@@ -446,19 +469,6 @@ _CLOSED_KIND = {
     "Connection reset by": KIND.CONNECTION_RESET,
     "Disconnected from": KIND.DISCONNECTED,
 }
-_SIMPLE_KIND = {
-    "invalid": KIND.INVALID_USER,
-    "maxauth": KIND.MAX_AUTH,
-    "noident": KIND.NO_IDENT,
-    "timeout": KIND.AUTH_TIMEOUT,
-    "conn_from": KIND.CONNECTION,
-}
-_DETAIL_KIND = {
-    "banner": KIND.BAD_BANNER,
-    "negotiate": KIND.NEGOTIATION_FAILED,
-    "drop": KIND.CONNECTION_DROPPED,
-}
-
 _ADDR_CACHE: dict[str, bool] = {}
 
 
@@ -477,6 +487,280 @@ def _valid_addr(a: str) -> bool:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# --------------------------------------------------------------------------------------------
+# Building events: one function per alternative of ``_ALTS``. ``v`` holds the alternative's
+# fields in the order the table declares them (anything after them, " [preauth]" and the header
+# fields of the sshd line regex, is not read here); the address sshd wrote is validated before an
+# event is made, a bad one makes the line unparsed (None).
+# --------------------------------------------------------------------------------------------
+
+_Fields = tuple[Any, ...]
+_Builder = Callable[
+    ["AuthLogParser", _Fields, "datetime | None", "str | None", str, "int | None", bool, str], "AuthEvent | None"
+]
+
+
+def _authentication(cert: bool) -> _Builder:
+    """The builder of ``auth`` (no certificate) or ``auth_cert``: one body, no call in between."""
+
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[4]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        res, method, fp = v[0], v[1], v[7]
+        if res == "Failed":
+            # A method with a submethod ("keyboard-interactive/pam") is never a key as a whole.
+            kind = _FAILED_BY_METHOD.get(method) or _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
+        else:
+            kind = _AUTH_KIND[res]
+        akf = akl = None
+        if kind == KIND.ACCEPTED and fp is not None:
+            pend = p._pending_keys.pop((host, pid), None)
+            if pend is not None and pend[0] == fp:
+                akf, akl = pend[1], pend[2]
+        return AuthEvent(
+            kind, ts, host, prog, pid, v[3][:-1], addr, int(v[5]), method, v[6], fp, akf, akl, v[2] is not None,
+            pre, f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}" if cert else None, raw,
+        )  # fmt: skip
+
+    return build
+
+
+def _b_invalid(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[1]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.INVALID_USER, ts, host, prog, pid, v[0][:-1], addr, int(v[2]), None, None, None, None, None, True, pre,
+        None, raw,
+    )  # fmt: skip
+
+
+def _b_maxauth(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[2]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.MAX_AUTH, ts, host, prog, pid, v[1][:-1], addr, int(v[3]), None, None, None, None, None,
+        v[0] is not None, pre, None, raw,
+    )  # fmt: skip
+
+
+def _address_only(kind: str) -> _Builder:
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[0]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        return AuthEvent(
+            kind, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False, pre, None, raw
+        )
+
+    return build
+
+
+def _with_detail(kind: str) -> _Builder:
+    def build(
+        p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool,
+        raw: str,
+    ) -> AuthEvent | None:  # fmt: skip
+        addr = v[0]
+        if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+            return None
+        return AuthEvent(
+            kind, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False, pre, v[2], raw
+        )
+
+    return build
+
+
+def _b_closed(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[3]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    who, user = v[1], v[2]
+    return AuthEvent(
+        _CLOSED_KIND[v[0]], ts, host, prog, pid, user and user[:-1], addr, int(v[4]), None, None, None, None, None,
+        who == "invalid user", pre, who, raw,
+    )  # fmt: skip
+
+
+def _b_disconnecting(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[2]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    user = v[1]
+    return AuthEvent(
+        KIND.DISCONNECTING, ts, host, prog, pid, user and user[:-1], addr, int(v[3]), None, None, None, None, None,
+        v[0] == "invalid user", pre, v[4], raw,
+    )  # fmt: skip
+
+
+def _b_received(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    addr = v[0]
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None
+    return AuthEvent(
+        KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(v[1]), None, None, None, None, None, False,
+        pre, f"{v[2]}: {v[3]}", raw,
+    )  # fmt: skip
+
+
+def _b_pam_auth(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    rhost = v[1]
+    addr = rhost if rhost and _valid_addr(rhost) else None
+    return AuthEvent(
+        KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, v[2], addr, None, None, None, None, None, None, False, pre, v[0],
+        raw,
+    )  # fmt: skip
+
+
+def _b_pam_session(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    kind = KIND.SESSION_OPENED if v[1] == "opened" else KIND.SESSION_CLOSED
+    return AuthEvent(kind, ts, host, prog, pid, v[2], None, None, None, None, None, None, None, False, pre, v[0], raw)
+
+
+def _b_accepted_key(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    ktype, fp, f = v[0], v[1], v[2]
+    n = int(v[3])
+    if len(p._pending_keys) > 10000:
+        p._pending_keys.clear()
+    p._pending_keys[(host, pid)] = (fp, f, n)
+    return AuthEvent(
+        KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False, pre, None, raw
+    )
+
+
+def _not_allowed_event(
+    user: str, addr: str | None, reason: str, ts: datetime | None, host: str | None, prog: str, pid: int | None,
+    pre: bool, raw: str,
+) -> AuthEvent:  # fmt: skip
+    code = _NOT_ALLOWED.get(reason)
+    if code is None:
+        code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
+    return AuthEvent(
+        KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False, pre, code, raw
+    )
+
+
+def _b_not_allowed_host(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    rhost = v[1]
+    # With UseDNS yes sshd writes a host name here; keep the event, without an address.
+    addr = rhost if _valid_addr(rhost) else None
+    return _not_allowed_event(v[0][:-1], addr, v[2], ts, host, prog, pid, pre, raw)
+
+
+def _b_not_allowed(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    return _not_allowed_event(v[0], None, v[1], ts, host, prog, pid, pre, raw)
+
+
+def _b_su(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    kind = KIND.SU_FAILURE if v[0] else KIND.SU_SUCCESS
+    return AuthEvent(
+        kind, ts, host, prog, pid, v[2] or None, None, None, None, None, None, None, None, False, pre, v[1], raw
+    )
+
+
+def _b_sudo(
+    p: AuthLogParser, v: _Fields, ts: datetime | None, host: str | None, prog: str, pid: int | None, pre: bool, raw: str
+) -> AuthEvent | None:
+    user, what, runas, cmd = v[0], v[1], v[2], v[3]
+    if what is None:
+        kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
+    else:
+        if "incorrect password attempt" in what:
+            kind = KIND.SUDO_AUTH_FAILURE
+        elif what == "user NOT in sudoers":
+            kind = KIND.SUDO_NOT_IN_SUDOERS
+        else:
+            kind = KIND.SUDO_DENIED
+        detail = f"{what} ({runas}: {cmd})"
+    return AuthEvent(kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw)
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "auth": _authentication(cert=False),
+    "auth_cert": _authentication(cert=True),
+    "invalid": _b_invalid,
+    "maxauth": _b_maxauth,
+    "closed": _b_closed,
+    "disconnecting": _b_disconnecting,
+    "received": _b_received,
+    "noident": _address_only(KIND.NO_IDENT),
+    "timeout": _address_only(KIND.AUTH_TIMEOUT),
+    "conn_from": _address_only(KIND.CONNECTION),
+    "banner": _with_detail(KIND.BAD_BANNER),
+    "negotiate": _with_detail(KIND.NEGOTIATION_FAILED),
+    "drop": _with_detail(KIND.CONNECTION_DROPPED),
+    "pam_auth": _b_pam_auth,
+    "pam_session": _b_pam_session,
+    "accepted_key": _b_accepted_key,
+    "not_allowed_host": _b_not_allowed_host,
+    "not_allowed": _b_not_allowed,
+    "su": _b_su,
+    "sudo": _b_sudo,
+}
+
+
+def _indices(rx: re.Pattern[str], name: str, fields: tuple[str, ...], header: tuple[str, ...] = ()) -> tuple[int, ...]:
+    return tuple(rx.groupindex[f"{name}__{f}"] for f in (*fields, "pre")) + tuple(rx.groupindex[h] for h in header)
+
+
+# {alternative group of _MSG_RX: (indices of the fields and " [preauth]", family, builder)}
+_IDX = {
+    f"A_{name}": (_indices(_MSG_RX, name, fields), family, _BUILDERS[name])
+    for name, family, _pat, fields, _starts in _ALTS
+}
+_LineRx = tuple[Callable[[str], "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder]]]
+# {start word: (match of its sshd line regex, {alternative group: (indices of the fields,
+# " [preauth]", ts, host, prog, pid; builder)})}, compiled on first use.
+_SSHD_LINE_RX: dict[str, _LineRx] = {}
+
+
+# {start word: the sshd and any-program rows declaring it, in table order}
+_WORD_ROWS = {word: [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL) and word in alt[4]] for word in _SSHD_STARTS}
+
+
+def _sshd_line_rx(word: str) -> _LineRx:
+    """The sshd line regex of a word in ``_WORD_ROWS``."""
+    rx = _SSHD_LINE_RX.get(word)
+    if rx is None:
+        alts = _WORD_ROWS[word]
+        pattern = re.compile(_SSHD_HEAD + _alternation(alts))
+        idx = {
+            f"A_{name}": (_indices(pattern, name, fields, ("ts", "host", "prog", "pid")), _BUILDERS[name])
+            for name, _family, _pat, fields, _starts in alts
+        }
+        rx = _SSHD_LINE_RX[word] = (pattern.match, idx)
+    return rx
 
 
 class AuthLogParser:
@@ -497,6 +781,8 @@ class AuthLogParser:
         self._tz = tz
         self._now = now
         self._ts_cache: dict[str, datetime | None] = {}
+        self._zones: dict[tuple[tzinfo, str | None], tzinfo] = {}
+        self._pids: dict[str, int] = {}
         self._pending_keys: dict[tuple[str | None, int | None], tuple[str, str, int]] = {}
 
     # -- timestamps ------------------------------------------------------------------------
@@ -514,7 +800,22 @@ class AuthLogParser:
             d = datetime.fromisoformat(t if t[-1] != "Z" else t[:-1] + "+00:00")
         except ValueError:
             return None
-        return d if d.tzinfo is not None else self._localize(d)
+        return d if d.tzinfo is timezone.utc else self._aware(d)
+
+    def _aware(self, d: datetime) -> datetime:
+        """A parsed RFC 3339 time that is not UTC: localized when it has no zone, else with one
+        tzinfo object per offset (see ``_one_zone_object``)."""
+        return self._localize(d) if d.tzinfo is None else self._one_zone_object(d)
+
+    def _one_zone_object(self, d: datetime) -> datetime:
+        """``d`` with the first tzinfo object seen for its offset and name. Each parse makes a new
+        timezone object (except UTC); datetimes that share one compare without utcoffset() calls,
+        and a summary compares every event's timestamp."""
+        tz = d.tzinfo
+        assert tz is not None
+        key = (tz, tz.tzname(d))
+        zone = self._zones.setdefault(key, tz)
+        return d if zone is tz else d.replace(tzinfo=zone)
 
     def _parse_classic(self, t: str) -> datetime | None:
         mon = _MONTHS.get(t[:3])
@@ -536,163 +837,7 @@ class AuthLogParser:
     def _localize(self, d: datetime) -> datetime:
         if self._tz is not None:
             return d.replace(tzinfo=self._tz)
-        return d.astimezone()
-
-    # -- building events -------------------------------------------------------------------
-    def _build(
-        self,
-        name: str,
-        v: tuple[Any, ...],
-        ts: datetime | None,
-        host: str | None,
-        prog: str,
-        pid: int | None,
-        pre: bool,
-        raw: str,
-    ) -> AuthEvent | None:
-        """``v`` holds the alternative's fields in the order declared in ``_ALTS``."""
-        if name == "auth" or name == "auth_cert":
-            addr = v[4]
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            res, method, fp = v[0], v[1], v[7]
-            if res == "Failed":
-                kind = _FAILED_BY_METHOD.get(method.split("/", 1)[0], KIND.FAILED_OTHER)
-            else:
-                kind = _AUTH_KIND[res]
-            detail = None if name == "auth" else f"cert ID {v[8]} (serial {v[9]}) CA {v[10]} {v[11]}"
-            akf = akl = None
-            if kind == KIND.ACCEPTED and fp is not None:
-                pend = self._pending_keys.pop((host, pid), None)
-                if pend is not None and pend[0] == fp:
-                    akf, akl = pend[1], pend[2]
-            return AuthEvent(
-                kind, ts, host, prog, pid, v[3], addr, int(v[5]), method, v[6], fp, akf, akl,
-                v[2] is not None, pre, detail, raw,
-            )  # fmt: skip
-        if name in _SIMPLE_KIND:
-            if name == "maxauth":
-                inv, user, addr, port = v
-                invalid = inv is not None
-            elif name == "invalid":
-                user, addr, port = v
-                invalid = True
-            else:
-                user = None
-                addr, port = v
-                invalid = False
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                _SIMPLE_KIND[name], ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
-                invalid, pre, None, raw,
-            )  # fmt: skip
-        if name == "closed" or name == "disconnecting":
-            if name == "closed":
-                what, who, user, addr, port = v
-                kind = _CLOSED_KIND[what]
-                detail = who
-            else:
-                who, user, addr, port, detail = v
-                kind = KIND.DISCONNECTING
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                kind, ts, host, prog, pid, user, addr, int(port), None, None, None, None, None,
-                who == "invalid user", pre, detail, raw,
-            )  # fmt: skip
-        if name == "received":
-            addr, port, code, msg = v
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                KIND.RECEIVED_DISCONNECT, ts, host, prog, pid, None, addr, int(port), None, None, None, None,
-                None, False, pre, f"{code}: {msg}", raw,
-            )  # fmt: skip
-        if name in _DETAIL_KIND:
-            addr, port, detail = v
-            if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
-                return None
-            return AuthEvent(
-                _DETAIL_KIND[name], ts, host, prog, pid, None, addr, int(port), None, None, None, None, None,
-                False, pre, detail, raw,
-            )  # fmt: skip
-        if name == "pam_auth":
-            svc, rhost, user = v
-            addr = rhost if rhost and _valid_addr(rhost) else None
-            return AuthEvent(
-                KIND.PAM_AUTH_FAILURE, ts, host, prog, pid, user, addr, None, None, None, None, None, None,
-                False, pre, svc, raw,
-            )  # fmt: skip
-        if name == "pam_session":
-            svc, oc, user = v
-            kind = KIND.SESSION_OPENED if oc == "opened" else KIND.SESSION_CLOSED
-            return AuthEvent(
-                kind,
-                ts,
-                host,
-                prog,
-                pid,
-                user,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                False,
-                pre,
-                svc,
-                raw,
-            )
-        if name == "accepted_key":
-            ktype, fp, f, line = v
-            n = int(line)
-            if len(self._pending_keys) > 10000:
-                self._pending_keys.clear()
-            self._pending_keys[(host, pid)] = (fp, f, n)
-            return AuthEvent(
-                KIND.ACCEPTED_KEY, ts, host, prog, pid, None, None, None, "publickey", ktype, fp, f, n, False,
-                pre, None, raw,
-            )  # fmt: skip
-        if name == "not_allowed_host" or name == "not_allowed":
-            if name == "not_allowed_host":
-                user, rhost, reason = v
-                # With UseDNS yes sshd writes a host name here; keep the event, without an address.
-                addr = rhost if _valid_addr(rhost) else None
-            else:
-                user, reason = v
-                addr = None
-            code = _NOT_ALLOWED.get(reason)
-            if code is None:
-                code = "shell_missing" if reason.endswith("does not exist") else "shell_not_executable"
-            return AuthEvent(
-                KIND.NOT_ALLOWED, ts, host, prog, pid, user, addr, None, None, None, None, None, None, False,
-                pre, code, raw,
-            )  # fmt: skip
-        if name == "su":
-            failed, to, user = v
-            kind = KIND.SU_FAILURE if failed else KIND.SU_SUCCESS
-            return AuthEvent(
-                kind, ts, host, prog, pid, user or None, None, None, None, None, None, None, None, False, pre,
-                to, raw,
-            )  # fmt: skip
-        # sudo
-        user, what, runas, cmd = v
-        if what is None:
-            kind, detail = KIND.SUDO_COMMAND, f"{runas}: {cmd}"
-        else:
-            if "incorrect password attempt" in what:
-                kind = KIND.SUDO_AUTH_FAILURE
-            elif what == "user NOT in sudoers":
-                kind = KIND.SUDO_NOT_IN_SUDOERS
-            else:
-                kind = KIND.SUDO_DENIED
-            detail = f"{what} ({runas}: {cmd})"
-        return AuthEvent(
-            kind, ts, host, prog, pid, user, None, None, None, None, None, None, None, False, pre, detail, raw
-        )
+        return self._one_zone_object(d.astimezone())
 
     # -- text lines ------------------------------------------------------------------------
     def parse_text_line(self, line: str) -> AuthEvent | None:
@@ -703,70 +848,110 @@ class AuthLogParser:
 
     def parse_lines(self, lines: Iterable[str]) -> Iterator[AuthEvent]:
         """Parse syslog text lines; yields events, unmatched lines are only counted."""
+        return self._parse_blocks((lines,))
+
+    def _parse_blocks(self, blocks: Iterable[Iterable[str]]) -> Iterator[AuthEvent]:
         st = self.stats
-        head = _HEAD_RX.match
-        body = _MSG_RX.match
-        idx = _IDX
-        starts = _SSHD_STARTS
-        build = self._build
+        line_rx = _SSHD_LINE_RX
+        word_rows = _WORD_ROWS
         timestamp = self._timestamp
+        fromisoformat = datetime.fromisoformat
+        utc = timezone.utc
+        other_line = self._other_line
+        pids = self._pids
         n = events = 0
         try:
-            for line in lines:
-                n += 1
-                if line[-1:] == "\n":
-                    line = line[:-1]
-                if line[-1:] == "\r":
-                    line = line[:-1]
-                if len(line) > MAX_LINE:
-                    st.oversized += 1
-                    continue
-                h = head(line)
-                if h is None:
-                    self._classify(line)
-                    continue
-                ts_s, host, prog, pid_s = h.group(1, 2, 3, 4)
-                if prog not in PROGRAMS:
-                    st.other += 1
-                    continue
-                pos = h.end()
-                if prog in SSHD_PROGRAMS:
-                    if pid_s is None:
-                        st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
+            for lines in blocks:
+                for line in lines:
+                    n += 1
+                    if line[-1:] == "\n":
+                        line = line[:-1]
+                    if line[-1:] == "\r":
+                        line = line[:-1]
+                    if len(line) > MAX_LINE:
+                        st.oversized += 1
                         continue
-                    key = line[pos : pos + 4]
-                    if key not in starts and (key not in ("erro", "fata") or not _sshd_prefilter(line, pos)):
-                        st.unparsed += 1
-                        continue
-                    m = body(line, pos)
-                    if m is None:
-                        st.unparsed += 1
-                        continue
-                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
-                    if family != _SSHD and family != _ALL:
-                        st.unparsed += 1
-                        continue
-                else:
-                    m = body(line, pos)
-                    if m is None:
-                        st.unparsed += 1
-                        continue
-                    gi, family, name = idx[m.lastgroup]  # type: ignore[index]
-                    if family != _ALL and family != prog:
-                        st.unparsed += 1
-                        continue
-                v = m.group(*gi)
-                ev = build(
-                    name, v[1:], timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[0] is not None, line
-                )
-                if ev is None:
-                    st.unparsed += 1
-                    continue
-                events += 1
-                yield ev
+                    m = None
+                    at = line.find("]: ") + 3
+                    if at > 2:
+                        word = line[at : at + 4]
+                        if word == "erro" or word == "fata":
+                            word = line[at + 7 : at + 11]
+                        rx = line_rx.get(word)
+                        if rx is None and word in word_rows:
+                            rx = _sshd_line_rx(word)
+                        if rx is not None:
+                            m = rx[0](line)
+                    if m is not None:
+                        gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+                        v = m.group(*gi)
+                        t = v[-4]
+                        if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
+                            # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
+                            try:
+                                ts = fromisoformat(t)
+                            except ValueError:
+                                ts = None
+                            else:
+                                if ts.tzinfo is not utc:
+                                    ts = self._aware(ts)
+                        else:
+                            ts = timestamp(t)
+                        pid_s = v[-1]
+                        pid = pids.get(pid_s)
+                        if pid is None:
+                            if len(pids) > 65536:
+                                pids.clear()
+                            pid = pids[pid_s] = int(pid_s)
+                        ev = build(self, v, ts, v[-3], v[-2], pid, v[-5] is not None, line)
+                        if ev is None:
+                            st.unparsed += 1
+                            continue
+                    else:
+                        ev = other_line(line)
+                        if ev is None:
+                            continue
+                    events += 1
+                    yield ev
         finally:
             st.lines += n
             st.events += events
+
+    def _other_line(self, line: str) -> AuthEvent | None:
+        """A line no sshd line regex matched: another program's (su, sudo, pam_unix lines of them),
+        an sshd line whose first "]: " is not the end of its header, or not an event at all (only
+        counted)."""
+        st = self.stats
+        h = _HEAD_RX.match(line)
+        if h is None:
+            self._classify(line)
+            return None
+        ts_s, host, prog, pid_s = h.group(1, 2, 3, 4)
+        if prog not in PROGRAMS:
+            st.other += 1
+            return None
+        pos = h.end()
+        sshd = prog in SSHD_PROGRAMS
+        if sshd:
+            if pid_s is None:
+                st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
+                return None
+            if not _sshd_prefilter(line, pos):
+                st.unparsed += 1
+                return None
+        m = _MSG_RX.match(line, pos)
+        if m is None:
+            st.unparsed += 1
+            return None
+        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+        if not (family == _ALL or (sshd if family == _SSHD else family == prog)):
+            st.unparsed += 1
+            return None
+        v = m.group(*gi)
+        ev = build(self, v, self._timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[-1] is not None, line)
+        if ev is None:
+            st.unparsed += 1
+        return ev
 
     def _classify(self, line: str) -> None:
         """Account for a line whose header ``_HEAD_RX`` did not recognise: not ours, malformed,
@@ -825,7 +1010,7 @@ class AuthLogParser:
         if m is None:
             st.unparsed += 1
             return None
-        gi, family, name = _IDX[m.lastgroup]  # type: ignore[index]
+        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
         ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
         if not ok:
             st.unparsed += 1
@@ -836,9 +1021,7 @@ class AuthLogParser:
         host = rec.get("_HOSTNAME")
         usec = rec.get("__REALTIME_TIMESTAMP")
         ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
-        ev = self._build(
-            name, v[1:], ts, host if isinstance(host, str) else None, comm, pid, v[0] is not None, raw or msg
-        )
+        ev = build(self, v, ts, host if isinstance(host, str) else None, comm, pid, v[-1] is not None, raw or msg)
         if ev is None:
             st.unparsed += 1
         else:
@@ -927,6 +1110,13 @@ def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | Non
     """Yield decoded lines (without newline) from a binary stream: invalid UTF-8
     is replaced, NULs are kept, lines over :data:`MAX_LINE` are dropped (counted
     in ``stats.oversized`` and ``stats.lines``). Read errors become :class:`AuthLogError`."""
+    for block in _iter_blocks(f, name, stats):
+        yield from block
+
+
+def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[list[str]]:
+    """The lines of :func:`iter_file_lines`, one list per 1 MiB read: the parsers loop over
+    each list, rather than resuming a generator for every line."""
     import codecs
 
     dec = codecs.getincrementaldecoder("utf-8")("replace")
@@ -948,7 +1138,8 @@ def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | Non
                 if stats is not None:
                     stats.oversized += 1
                     stats.lines += 1
-            yield from parts
+            if parts:
+                yield parts
             if len(carry) > MAX_LINE:
                 carry = ""
                 skipping = True
@@ -958,7 +1149,7 @@ def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | Non
                     stats.oversized += 1
                     stats.lines += 1
             elif carry:
-                yield carry
+                yield [carry]
             return
 
 
@@ -976,24 +1167,28 @@ def parse_path(path: str, parser: AuthLogParser | None = None) -> Iterator[AuthE
 
 
 def parse_stream(f: IO[bytes], name: str, parser: AuthLogParser) -> Iterator[AuthEvent]:
-    lines = iter_file_lines(f, name, parser.stats)
+    blocks = _iter_blocks(f, name, parser.stats)
+    # Leading blank lines are counted and skipped; the first other line decides the format.
     first: str | None = None
-    for first in lines:
-        if first.strip():
-            break
-        parser.stats.lines += 1
-    if first is None:
-        return
-    rest: Iterator[str] = _chain_one(first, lines)
-    if _looks_like_journal(first):
-        yield from parser.parse_journal(rest)
+    rest: list[str] = []
+    for block in blocks:
+        for i, first in enumerate(block):
+            if first.strip():
+                rest = block[i:]
+                break
+            parser.stats.lines += 1
+        else:
+            continue
+        break
     else:
-        yield from parser.parse_lines(rest)
-
-
-def _chain_one(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+        if first is None:
+            return
+        rest = [first]  # only blank lines: the last one is parsed as well, as it always was
+    remaining = itertools.chain((rest,), blocks)
+    if _looks_like_journal(first):
+        yield from parser.parse_journal(itertools.chain.from_iterable(remaining))
+    else:
+        yield from parser._parse_blocks(remaining)
 
 
 def parse_lines(lines: Iterable[str], **kw: Any) -> Iterator[AuthEvent]:
@@ -1114,16 +1309,27 @@ class UserSummary:
         }
 
 
-_USER_KINDS = FAILED_KINDS | {
-    KIND.ACCEPTED,
-    KIND.INVALID_USER,
-    KIND.NOT_ALLOWED,
-    KIND.SUDO_AUTH_FAILURE,
-    KIND.SUDO_NOT_IN_SUDOERS,
-    KIND.SU_FAILURE,
+# What a kind counts for in a Summary, as one small int looked up once per event. The roles below
+# _R_MAX_AUTH are the kinds that name a user worth summarising (failures, invalid or refused users,
+# accepted logins, sudo/su failures); kinds without a role still mark a source as seen.
+_R_FAILED = 1
+_R_INVALID_USER = 2
+_R_NOT_ALLOWED = 3
+_R_ACCEPTED = 4
+_R_SUDO_FAILURE = 5
+_R_MAX_AUTH = 6
+_R_PREAUTH_CLOSE = 7
+_R_SCAN = 8
+_ROLE: dict[str, int] = {
+    **dict.fromkeys(FAILED_KINDS, _R_FAILED),
+    KIND.INVALID_USER: _R_INVALID_USER,
+    KIND.NOT_ALLOWED: _R_NOT_ALLOWED,
+    KIND.ACCEPTED: _R_ACCEPTED,
+    **dict.fromkeys((KIND.SUDO_AUTH_FAILURE, KIND.SUDO_NOT_IN_SUDOERS, KIND.SU_FAILURE), _R_SUDO_FAILURE),
+    KIND.MAX_AUTH: _R_MAX_AUTH,
+    **dict.fromkeys((KIND.CONNECTION_CLOSED, KIND.CONNECTION_RESET, KIND.DISCONNECTED), _R_PREAUTH_CLOSE),
+    **dict.fromkeys((KIND.NO_IDENT, KIND.BAD_BANNER, KIND.NEGOTIATION_FAILED), _R_SCAN),
 }
-_PREAUTH_CLOSE = frozenset({KIND.CONNECTION_CLOSED, KIND.CONNECTION_RESET, KIND.DISCONNECTED})
-_SCAN_KINDS = frozenset({KIND.NO_IDENT, KIND.BAD_BANNER, KIND.NEGOTIATION_FAILED})
 
 
 def _parse_networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -1147,62 +1353,74 @@ class Summary:
 
     def add(self, ev: AuthEvent) -> None:
         kind = ev.kind
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        kinds = self.kinds
+        kinds[kind] = kinds.get(kind, 0) + 1
+        role = _ROLE.get(kind, 0)
         ts = ev.timestamp
         addr = ev.address
         user = ev.user
-        is_failed = kind in FAILED_KINDS
-        if kind == KIND.ACCEPTED:
+        if role == _R_ACCEPTED:
             self.accepted.append(ev)
         if addr is not None and ev.program in SSHD_PROGRAMS:
             s = self.sources.get(addr)
             if s is None:
                 s = self.sources[addr] = SourceSummary(addr)
-            s.first_seen = _min_ts(s.first_seen, ts)
-            s.last_seen = _max_ts(s.last_seen, ts)
-            conn = (ev.host, ev.port)
-            if is_failed:
-                s.failures += 1
-                s._failed_conns.add(conn)
-                if user == "root":
-                    s.root_attempts += 1
-                elif ev.invalid_user:
-                    s.invalid_user_failures += 1
-                else:
-                    s.valid_user_failures += 1
-            elif kind == KIND.INVALID_USER or kind == KIND.NOT_ALLOWED:
-                s.invalid_users += 1
-                s._invalid_conns[conn] = user == "root"
-            elif kind == KIND.ACCEPTED:
-                s.accepted += 1
-            elif kind == KIND.MAX_AUTH:
-                s.max_auth_exceeded += 1
-            elif kind in _PREAUTH_CLOSE:
-                if ev.preauth:
-                    s.preauth_disconnects += 1
-            elif kind in _SCAN_KINDS:
-                s.scans += 1
-            if user is not None and (is_failed or kind in _USER_KINDS):
-                s.users.add(user)
-        if user is not None and kind in _USER_KINDS:
+            # Ties keep the earlier record's timestamp (the same instant in another zone).
+            if ts is not None:
+                seen = s.first_seen
+                if seen is None or ts < seen:
+                    s.first_seen = ts
+                seen = s.last_seen
+                if seen is None or ts > seen:
+                    s.last_seen = ts
+            if role:
+                if role == _R_FAILED:
+                    s.failures += 1
+                    s._failed_conns.add((ev.host, ev.port))
+                    if user == "root":
+                        s.root_attempts += 1
+                    elif ev.invalid_user:
+                        s.invalid_user_failures += 1
+                    else:
+                        s.valid_user_failures += 1
+                elif role in (_R_INVALID_USER, _R_NOT_ALLOWED):
+                    s.invalid_users += 1
+                    s._invalid_conns[(ev.host, ev.port)] = user == "root"
+                elif role == _R_ACCEPTED:
+                    s.accepted += 1
+                elif role == _R_MAX_AUTH:
+                    s.max_auth_exceeded += 1
+                elif role == _R_PREAUTH_CLOSE:
+                    if ev.preauth:
+                        s.preauth_disconnects += 1
+                elif role == _R_SCAN:
+                    s.scans += 1
+                if user is not None and role < _R_MAX_AUTH:
+                    s.users.add(user)
+        if user is not None and 0 < role < _R_MAX_AUTH:
             u = self.users.get(user)
             if u is None:
                 u = self.users[user] = UserSummary(user)
-            u.first_seen = _min_ts(u.first_seen, ts)
-            u.last_seen = _max_ts(u.last_seen, ts)
+            if ts is not None:
+                seen = u.first_seen
+                if seen is None or ts < seen:
+                    u.first_seen = ts
+                seen = u.last_seen
+                if seen is None or ts > seen:
+                    u.last_seen = ts
             if addr is not None:
                 u.sources.add(addr)
-            if is_failed:
+            if role == _R_FAILED:
                 u.failures += 1
                 if ev.invalid_user:
                     u.invalid = True
-            elif kind == KIND.INVALID_USER:
+            elif role == _R_INVALID_USER:
                 u.invalid = True
-            elif kind == KIND.ACCEPTED:
+            elif role == _R_ACCEPTED:
                 u.accepted += 1
-            elif kind in (KIND.SUDO_AUTH_FAILURE, KIND.SUDO_NOT_IN_SUDOERS, KIND.SU_FAILURE):
+            elif role == _R_SUDO_FAILURE:
                 u.sudo_failures += 1
-            if ev.method and (is_failed or kind == KIND.ACCEPTED):
+            if role in (_R_FAILED, _R_ACCEPTED) and ev.method:
                 u.methods.add(ev.method)
 
     def add_all(self, events: Iterable[AuthEvent]) -> Summary:
@@ -1301,7 +1519,7 @@ def _summarize_chunk(job: tuple[str, int, int, dict[str, Any]]) -> tuple[Summary
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
-    s = Summary().add_all(p.parse_lines(iter_file_lines(io.BytesIO(data), path, p.stats)))
+    s = Summary().add_all(p._parse_blocks(_iter_blocks(io.BytesIO(data), path, p.stats)))
     return s, p.stats
 
 

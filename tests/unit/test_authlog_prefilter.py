@@ -1,11 +1,19 @@
-"""sshward.authlog's one pattern table and its substring prefilter: it only ever skips lines that
-could not have matched, so events and statistics are the same with and without it."""
+"""sshward.authlog's one pattern table and the words its sshd rows start with. The words pick the
+rows an sshd message is tried against (one compiled line regex per word) and let the parser skip
+messages no row can match; both only ever skip rows that could not have matched, so events and
+statistics are the same as trying every row."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
+
+try:  # Python 3.11+
+    from re import _constants as sre_constants  # type: ignore[attr-defined]
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # Python 3.9, 3.10
+    import sre_constants  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
 
 import pytest
 
@@ -36,22 +44,62 @@ def test_prefilter_changes_no_event_and_no_count(path, monkeypatch):
     assert parse(path) == filtered
 
 
-def test_one_table_one_regex():
+@pytest.mark.parametrize("path", LOGS, ids=[p.name for p in LOGS])
+def test_word_regexes_change_no_event_and_no_count(path, monkeypatch):
+    by_word = parse(path)
+    monkeypatch.setattr(authlog, "_WORD_ROWS", {})  # every line through the header and every row
+    assert parse(path) == by_word
+
+
+def test_every_row_is_in_the_message_regex():
     names = [alt[0] for alt in authlog._ALTS]
     assert sorted(authlog._IDX) == sorted(f"A_{n}" for n in names)
-    assert not hasattr(authlog, "_LINE_RX") and not hasattr(authlog, "_MSG_IDX")
 
 
-@pytest.mark.parametrize("alt", authlog._ALTS, ids=[a[0] for a in authlog._ALTS])
-def test_every_sshd_alternative_declares_the_words_it_starts_with(alt):
-    name, family, pattern, _fields, starts = alt
-    if family == "sudo":
-        assert starts == ()  # starts with the invoking user's name: never prefiltered
-        return
-    assert starts and all(len(s) == 4 for s in starts)
-    # The pattern's own leading literal text begins with one of the declared words.
-    literal = re.sub(r"\(\?P<\w+>", "", pattern).lstrip("(")
-    assert any(literal.startswith(s) for s in starts), literal[:40]
+@pytest.mark.parametrize("word", sorted(authlog._SSHD_STARTS))
+def test_a_word_s_line_regex_holds_the_rows_declaring_it_in_table_order(word):
+    _match, idx = authlog._sshd_line_rx(word)
+    rows = [f"A_{n}" for n, family, _p, _f, starts in authlog._ALTS if family in ("sshd", "all") and word in starts]
+    assert list(idx) == rows
+
+
+def leading_words(items: list, n: int = 4) -> set[str]:
+    """Every text of up to ``n`` characters a parsed pattern can start with; fails on anything
+    but fixed text (literals, groups, alternations of them, optional parts) before ``n``."""
+    if n == 0 or not items:
+        return {""}
+    (op, av), rest = items[0], list(items[1:])
+    c = sre_constants
+    if op is c.LITERAL:
+        return {chr(av) + w for w in leading_words(rest, n - 1)}
+    if op is c.IN and all(o is c.LITERAL for o, _ in av):
+        return {chr(ch) + w for _, ch in av for w in leading_words(rest, n - 1)}
+    if op is c.SUBPATTERN:
+        return leading_words(list(av[-1]) + rest, n)
+    if op is c.BRANCH:
+        return set().union(*(leading_words(list(b) + rest, n) for b in av[1]))
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) and (av[0], av[1]) == (0, 1):
+        return leading_words(rest, n) | leading_words(list(av[2]) + rest, n)
+    raise AssertionError(f"the pattern does not start with a fixed word: {op} {av}")
+
+
+def test_leading_words_sees_through_groups_and_optional_parts():
+    assert leading_words(list(sre_parse.parse(r"(?:(?P<a>AB )|)(?:CD|EF)x"))) == {"AB C", "AB E", "CDx", "EFx"}
+    with pytest.raises(AssertionError):
+        leading_words(list(sre_parse.parse(r"A\s+B")))
+
+
+SSHD_ROWS = [alt for alt in authlog._ALTS if alt[1] in ("sshd", "all")]
+
+
+@pytest.mark.parametrize("alt", SSHD_ROWS, ids=[a[0] for a in SSHD_ROWS])
+def test_every_sshd_row_starts_with_exactly_the_words_it_declares(alt):
+    _name, _family, pattern, _fields, starts = alt
+    assert leading_words(list(sre_parse.parse(pattern))) == set(starts)
+
+
+def test_sudo_rows_declare_no_words():
+    assert [alt[4] for alt in authlog._ALTS if alt[1] == "sudo"] == [()]  # starts with the invoking user's name
 
 
 @pytest.mark.parametrize(
