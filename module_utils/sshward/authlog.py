@@ -889,12 +889,11 @@ class AuthLogParser:
                         if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
                             # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
                             try:
-                                ts = fromisoformat(t)
+                                parsed = fromisoformat(t)
                             except ValueError:
                                 ts = None
                             else:
-                                if ts.tzinfo is not utc:
-                                    ts = self._aware(ts)
+                                ts = parsed if parsed.tzinfo is utc else self._aware(parsed)
                         else:
                             ts = timestamp(t)
                         pid_s = v[-1]
