@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import IO, Any
 
+from . import netaddr
+
 __all__ = [
     "KIND",
     "SSHD_PROGRAMS",
@@ -1331,16 +1333,6 @@ _ROLE: dict[str, int] = {
 }
 
 
-def _parse_networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    nets = []
-    for c in cidrs:
-        try:
-            nets.append(ipaddress.ip_network(c.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"allowlist entry {c!r} is not an IP address or network") from None
-    return nets
-
-
 class Summary:
     """Aggregates events: per source address, per user, accepted logins with keys."""
 
@@ -1478,7 +1470,7 @@ class Summary:
         is never returned. Addresses are matched exactly as sshd wrote them, so
         1.2.3.4 and 1.2.3.45 are different sources. A bad allowlist entry raises
         ValueError rather than banning anyone."""
-        nets = _parse_networks(allowlist_cidrs)
+        nets = netaddr.parse_networks(allowlist_cidrs, "allowlist")
         pct = dict(per_class_thresholds or {})
         unknown = set(pct) - {"invalid", "valid", "root"}
         if unknown:
