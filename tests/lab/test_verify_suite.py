@@ -38,8 +38,16 @@ FRESH_FAILS = {
 # Families whose every control is broken once below. The rate-limit (SSHW-FW), notification
 # (SSHW-NOTIFY) and ban (SSHW-BAN) controls need their roles applied: test_verify_breaks_services.py
 # breaks each of them.
-BREAK_FAMILIES = ("SSHW-SSHD-", "SSHW-SVC-", "SSHW-HOSTKEY-", "SSHW-MODULI-", "SSHW-FILE-", "SSHW-KEYS-",
-                  "SSHW-MATCH-", "SSHW-INTEG-")
+BREAK_FAMILIES = (
+    "SSHW-SSHD-",
+    "SSHW-SVC-",
+    "SSHW-HOSTKEY-",
+    "SSHW-MODULI-",
+    "SSHW-FILE-",
+    "SSHW-KEYS-",
+    "SSHW-MATCH-",
+    "SSHW-INTEG-",
+)
 
 # (control, what breaks it, text the failure must show). A drop-in read before the hardened main file
 # breaks the sshd keywords; policy overrides (BREAK_POLICY) break the ones the default policy leaves unset.
