@@ -10,8 +10,9 @@ benchmark (bench_authlog.py) moves with the machine's load from one run to the n
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,13 +27,13 @@ from gen_authlog import generate  # noqa: E402
 from results import write_section  # noqa: E402
 
 
-def load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def load(package_dir: Path, scratch: Path, name: str) -> ModuleType:
+    """``authlog`` of the core package in ``package_dir``, copied to ``scratch/name`` and imported as package
+    ``name`` (its relative imports work; the two revisions do not share modules)."""
+    shutil.copytree(package_dir, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if str(scratch) not in sys.path:
+        sys.path.insert(0, str(scratch))
+    return importlib.import_module(f"{name}.authlog")
 
 
 def seconds(module: ModuleType, path: str) -> float:
@@ -50,13 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--markdown", action="store_true", help="write a section of docs/benchmarks.md")
     a = ap.parse_args(argv)
-    old_src = subprocess.run(
-        ["git", "show", f"{a.rev}:module_utils/sshward/authlog.py"], capture_output=True, check=True, cwd=HERE.parent
-    ).stdout
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "authlog_b.py").write_bytes(old_src)
-        parsers = {"this checkout": load(HERE.parent / "module_utils" / "sshward" / "authlog.py", "authlog_a"),
-                   a.rev: load(Path(tmp) / "authlog_b.py", "authlog_b")}  # fmt: skip
+        archive = subprocess.run(
+            ["git", "archive", a.rev, "module_utils/sshward"], capture_output=True, check=True, cwd=HERE.parent
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        other = Path(tmp) / "module_utils" / "sshward"
+        parsers = {"this checkout": load(HERE.parent / "module_utils" / "sshward", Path(tmp), "sshward_this"),
+                   a.rev: load(other, Path(tmp), "sshward_other")}  # fmt: skip
         log = Path(tmp) / "auth.log"
         with log.open("wb") as f:
             generate(f, a.lines, 1, "rfc3339")
