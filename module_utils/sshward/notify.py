@@ -57,7 +57,6 @@ import base64
 import contextlib
 import errno
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
@@ -74,6 +73,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import keys
 from .authlog import KIND, SSHD_PROGRAMS, AuthEvent, AuthLogParser
 from .notify_channels import (
     DEFAULT_TIMEOUT,
@@ -595,11 +595,12 @@ def default_authlog_lookup(
 
 
 def key_fingerprint(blob_b64: str) -> str | None:
+    """The SHA256 fingerprint of a base64 key blob (as sshd logs it), None when it is not base64."""
     try:
         blob = base64.b64decode(blob_b64, validate=True)
     except ValueError:
         return None
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    return keys.fingerprint_sha256(blob)
 
 
 _KEY_RE = re.compile(r"((?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)[ \t]+([A-Za-z0-9+/]+={0,3})(?=[ \t]|$)")

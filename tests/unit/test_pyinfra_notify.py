@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,15 @@ def test_config_has_the_roles_keys(monkeypatch):
     config = notify.config()
     assert set(config) == set(role_config)
     assert config["channels"] == [{"type": "webhook", "url": "http://192.0.2.1/h"}]
+
+
+def test_the_installed_core_files_are_all_the_notifier_imports(tmp_path):
+    # role and deploy copy only _ssh_notify_core_files: a core import missing from it breaks every host
+    package = tmp_path / "sshward"
+    package.mkdir()
+    for name in notify.role_vars()["_ssh_notify_core_files"]:
+        (package / name).write_bytes((notify.CORE / name).read_bytes())
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import sshward.notify"
+    # -S: no site, so the editable install of this checkout cannot answer the import instead
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
