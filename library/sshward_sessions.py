@@ -83,7 +83,7 @@ survivors:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sshward import lockdown
+from ansible.module_utils.sshward import lockdown, netaddr
 from ansible.module_utils.sshward import sessions as core
 
 
@@ -99,10 +99,10 @@ def main():
     )
     p = module.params
     try:
-        admin = core.parse_networks(p["admin_networks"])
-        only = core.parse_networks(p["addresses"])
+        admin = netaddr.parse_networks(p["admin_networks"], "admin_networks")
+        only = netaddr.parse_networks(p["addresses"], "addresses")
     except ValueError as exc:
-        module.fail_json(msg=f"admin_networks/addresses: {exc}")
+        module.fail_json(msg=str(exc))
     snap = core.snapshot()
     listed = [s.to_dict() for s in snap.sessions]
     protected = core.ancestors(os.getpid(), snap.processes)
