@@ -440,13 +440,6 @@ _SSHD_HEAD = (
 _SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 
 
-def _sshd_prefilter(msg: str, pos: int = 0) -> bool:
-    """False when an sshd message starting at ``pos`` cannot match any sshd alternative."""
-    if msg.startswith("error: ", pos) or msg.startswith("fatal: ", pos):
-        pos += 7
-    return msg[pos : pos + 4] in _SSHD_STARTS
-
-
 _NOT_ALLOWED = {
     "not listed in AllowUsers": "not_in_allowusers",
     "listed in DenyUsers": "in_denyusers",
@@ -739,28 +732,48 @@ _IDX = {
     f"A_{name}": (_indices(_MSG_RX, name, fields), family, _BUILDERS[name])
     for name, family, _pat, fields, _starts in _ALTS
 }
-_LineRx = tuple[Callable[[str], "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder]]]
-# {start word: (match of its sshd line regex, {alternative group: (indices of the fields,
-# " [preauth]", ts, host, prog, pid; builder)})}, compiled on first use.
-_SSHD_LINE_RX: dict[str, _LineRx] = {}
-
-
+_Rx = tuple[Callable[..., "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder]]]
 # {start word: the sshd and any-program rows declaring it, in table order}
 _WORD_ROWS = {word: [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL) and word in alt[4]] for word in _SSHD_STARTS}
+# {start word: (match, {alternative group: (indices of the fields, " [preauth]" and, for a line
+# regex, ts, host, prog, pid; builder)})}, compiled on first use: the sshd line regexes (header and
+# message) and the sshd message regexes (message only, for the journal and ``_other_line``).
+_SSHD_LINE_RX: dict[str, _Rx] = {}
+_SSHD_MSG_RX: dict[str, _Rx] = {}
 
 
-def _sshd_line_rx(word: str) -> _LineRx:
+def _sshd_line_rx(word: str) -> _Rx:
     """The sshd line regex of a word in ``_WORD_ROWS``."""
     rx = _SSHD_LINE_RX.get(word)
     if rx is None:
-        alts = _WORD_ROWS[word]
-        pattern = re.compile(_SSHD_HEAD + _alternation(alts))
-        idx = {
-            f"A_{name}": (_indices(pattern, name, fields, ("ts", "host", "prog", "pid")), _BUILDERS[name])
-            for name, _family, _pat, fields, _starts in alts
-        }
-        rx = _SSHD_LINE_RX[word] = (pattern.match, idx)
+        rx = _SSHD_LINE_RX[word] = _compile_rows(_WORD_ROWS[word], _SSHD_HEAD, ("ts", "host", "prog", "pid"))
     return rx
+
+
+def _sshd_message_rx(msg: str, pos: int = 0) -> _Rx | None:
+    """The message regex of the rows an sshd message starting at ``pos`` may match, chosen by its
+    first word (after "error: " or "fatal: "); None when no row starts with that word."""
+    if msg.startswith("error: ", pos) or msg.startswith("fatal: ", pos):
+        pos += 7
+    word = msg[pos : pos + 4]
+    rx = _SSHD_MSG_RX.get(word)
+    if rx is None:
+        rows = _WORD_ROWS.get(word)
+        if rows is None:
+            return None
+        rx = _SSHD_MSG_RX[word] = _compile_rows(rows)
+    return rx
+
+
+def _compile_rows(
+    rows: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]], head: str = "", header: tuple[str, ...] = ()
+) -> _Rx:
+    pattern = re.compile(head + _alternation(rows))
+    idx = {
+        f"A_{name}": (_indices(pattern, name, fields, header), _BUILDERS[name])
+        for name, _family, _pat, fields, _starts in rows
+    }
+    return pattern.match, idx
 
 
 class AuthLogParser:
@@ -888,13 +901,13 @@ class AuthLogParser:
                         t = v[-4]
                         if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
                             # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
+                            ts: datetime | None
                             try:
-                                ts = fromisoformat(t)
+                                d = fromisoformat(t)
                             except ValueError:
                                 ts = None
                             else:
-                                if ts.tzinfo is not utc:
-                                    ts = self._aware(ts)
+                                ts = d if d.tzinfo is utc else self._aware(d)
                         else:
                             ts = timestamp(t)
                         pid_s = v[-1]
@@ -931,22 +944,25 @@ class AuthLogParser:
             st.other += 1
             return None
         pos = h.end()
-        sshd = prog in SSHD_PROGRAMS
-        if sshd:
+        if prog in SSHD_PROGRAMS:
             if pid_s is None:
                 st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
                 return None
-            if not _sshd_prefilter(line, pos):
+            rx = _sshd_message_rx(line, pos)
+            m = rx[0](line, pos) if rx is not None else None
+            if m is None:
                 st.unparsed += 1
                 return None
-        m = _MSG_RX.match(line, pos)
-        if m is None:
-            st.unparsed += 1
-            return None
-        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
-        if not (family == _ALL or (sshd if family == _SSHD else family == prog)):
-            st.unparsed += 1
-            return None
+            gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+        else:
+            m = _MSG_RX.match(line, pos)
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+            if family != _ALL and family != prog:
+                st.unparsed += 1
+                return None
         v = m.group(*gi)
         ev = build(self, v, self._timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[-1] is not None, line)
         if ev is None:
@@ -1003,18 +1019,22 @@ class AuthLogParser:
         if not isinstance(msg, str) or len(msg) > MAX_LINE:
             st.unparsed += 1
             return None
-        if comm in SSHD_PROGRAMS and not _sshd_prefilter(msg):
-            st.unparsed += 1
-            return None
-        m = _MSG_RX.match(msg)
-        if m is None:
-            st.unparsed += 1
-            return None
-        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
-        ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
-        if not ok:
-            st.unparsed += 1
-            return None
+        if comm in SSHD_PROGRAMS:
+            rx = _sshd_message_rx(msg)
+            m = rx[0](msg) if rx is not None else None
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+        else:
+            m = _MSG_RX.match(msg)
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+            if family != _ALL and family != comm:
+                st.unparsed += 1
+                return None
         v = m.group(*gi)
         pid_s = rec.get("_PID")
         pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdigit() else None
