@@ -46,8 +46,12 @@ def baseline_settings(state: Path, target: str) -> dict[str, str]:
     import yaml
 
     container = f"sshward-bench-harden-{target}"
-    pkg = subprocess.run(["docker", "exec", container, "dpkg-query", "-W", "-f=${Version}", "openssh-server"],
-                         check=True, capture_output=True, text=True).stdout
+    pkg = subprocess.run(
+        ["docker", "exec", container, "dpkg-query", "-W", "-f=${Version}", "openssh-server"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     defaults = yaml.safe_load((ROOT / "roles/ssh_hardening/defaults/main.yml").read_text())
     policy = {k.removeprefix("ssh_hardening_"): v for k, v in defaults.items()}
     settings = sshd_settings(policy, version_from_package(pkg))
@@ -73,10 +77,12 @@ def main() -> int:
                 settings = baseline_settings(state, base)
                 rows["role first run"].append(timed_playbook(state, role, "harden.yml", None, "--tags", "sshd"))
                 rows["lineinfile first run"].append(
-                    timed_playbook(state, base, "bench/lineinfile_baseline.yml", {"baseline_settings": settings}))
+                    timed_playbook(state, base, "bench/lineinfile_baseline.yml", {"baseline_settings": settings})
+                )
                 rows["role re-run"].append(timed_playbook(state, role, "harden.yml", None, "--tags", "sshd"))
                 rows["lineinfile re-run"].append(
-                    timed_playbook(state, base, "bench/lineinfile_baseline.yml", {"baseline_settings": settings}))
+                    timed_playbook(state, base, "bench/lineinfile_baseline.yml", {"baseline_settings": settings})
+                )
         finally:
             lab(state, "down")
     med = {k: statistics.median(v) for k, v in rows.items()}

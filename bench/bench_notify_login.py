@@ -9,10 +9,10 @@ Runs against the containers of the molecule scenario `notify` (bring them up fir
   N logins with the hook line in /etc/pam.d/sshd, then N with it commented out, so load
   changes on the shared machine hit both alike. "no hook" pools the hook-less logins of
   every round of that target.
-* **The PAM step alone**, inside each target (root, PAM environment of a sudo session
-  that is not reported, so nothing is sent): `python3 -IS -c pass` (the interpreter's
-  floor), `sshward-notify-pam` (what pam_exec runs), and `sshward-notify check` (importing
-  the full notifier and reading its config: what every login paid before the entry split).
+* **The PAM step alone**, inside each target (root, a PAM environment, output to /dev/null):
+  `env -0 SSHWARD_CAPTURE=session` (what pam_exec runs), `python3 -IS -c pass` (the floor
+  of any Python entry point, which the previous version paid), and `sshward-notify check`
+  (importing the full notifier and reading its config: what the first version paid).
 
 Writes the section "Login notifications (sshward-notify PAM hook)" of docs/benchmarks.md
 through bench/results.py, keeping the other sections.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from results import write_section
 TITLE = "Login notifications (sshward-notify PAM hook)"
 PREFIX = "sshward-mol-notify"
 ADDRESSES = {"bookworm": "172.31.242.12", "trixie": "172.31.242.13"}
-HOOK_RE = r"session .*pam_exec\.so .*sshward-notify-pam"
+HOOK_RE = r"session .*pam_exec\.so .*SSHWARD_CAPTURE=session"
 KEY = "/home/admin/notify-keys/alice"
 KNOWN = "/home/admin/notify-keys/known_hosts"
 STATES = ("up", "down", "hang")
@@ -46,10 +47,11 @@ STATES = ("up", "down", "hang")
 # Runs inside the client: N timed logins, "seconds exit-status" per line.
 LOGIN_TIMER = r"""
 import subprocess, sys, time
-address, count, key, known = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+address, count, key, known, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 argv = ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlPath=none",
         "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + known, "alice@" + address, "true"]
 for _ in range(count):
+    time.sleep(pause)  # not timed: lets the previous login's delivery finish, as between real logins
     start = time.monotonic()
     rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     print(f"{time.monotonic() - start:.4f} {rc}", flush=True)
@@ -62,8 +64,8 @@ count = int(sys.argv[1])
 env = {"PAM_TYPE": "open_session", "PAM_SERVICE": "sudo", "PAM_USER": "root", "PAM_RUSER": "admin",
        "PAM_TTY": "/dev/pts/9", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 commands = {
-    "python3 -IS -c pass": ["/usr/bin/python3", "-IS", "-c", "pass"],
-    "sshward-notify-pam": ["/usr/local/sbin/sshward-notify-pam"],
+    "env -0 SSHWARD_CAPTURE=session (the capture)": ["/usr/bin/env", "-0", "SSHWARD_CAPTURE=session"],
+    "python3 -IS -c pass (any Python entry)": ["/usr/bin/python3", "-IS", "-c", "pass"],
     "sshward-notify check (full notifier)": ["/usr/local/sbin/sshward-notify", "check"],
 }
 out = {name: [] for name in commands}
@@ -102,10 +104,11 @@ def set_receivers(state: str) -> None:
             docker("exec", box, "systemd-run", "--unit=sink-hang", *sink)
 
 
-def timed_logins(address: str, count: int) -> list[float]:
+def timed_logins(address: str, count: int, pause: float) -> list[float]:
     out = docker(
-        "exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", LOGIN_TIMER, address, str(count), KEY, KNOWN
-    )
+        "exec", "-u", "admin", f"{PREFIX}-client", "python3", "-c", LOGIN_TIMER, address, str(count), KEY, KNOWN,
+        str(pause),
+    )  # fmt: skip
     times = []
     for line in out.splitlines():
         seconds, rc = line.split()
@@ -115,7 +118,7 @@ def timed_logins(address: str, count: int) -> list[float]:
     return times
 
 
-def measure_logins(suite: str, logins: int, rounds: int) -> dict[str, list[float]]:
+def measure_logins(suite: str, logins: int, rounds: int, pause: float) -> dict[str, list[float]]:
     target = f"{PREFIX}-{suite}"
     result: dict[str, list[float]] = {}
     per_round = max(1, logins // rounds)
@@ -126,9 +129,9 @@ def measure_logins(suite: str, logins: int, rounds: int) -> dict[str, list[float
             hooked, bare = result.setdefault(f"{state} hook", []), result.setdefault(f"{state} none", [])
             for _ in range(rounds):
                 set_hook(target, True)
-                hooked += timed_logins(ADDRESSES[suite], per_round)
+                hooked += timed_logins(ADDRESSES[suite], per_round, pause)
                 set_hook(target, False)
-                bare += timed_logins(ADDRESSES[suite], per_round)
+                bare += timed_logins(ADDRESSES[suite], per_round, pause)
     finally:
         set_hook(target, True)
         set_receivers("up")
@@ -141,34 +144,50 @@ def measure_step(suite: str, count: int) -> dict[str, list[float]]:
     return data
 
 
+def median_difference_ci(hooked: list[float], bare: list[float], draws: int = 4000) -> tuple[float, float]:
+    """95 % bootstrap interval of median(hooked) - median(bare), in ms (seeded: the same data gives the same text)."""
+    rng = random.Random(20261122)
+    diffs = sorted(
+        statistics.median(rng.choices(hooked, k=len(hooked))) - statistics.median(rng.choices(bare, k=len(bare)))
+        for _ in range(draws)
+    )
+    return diffs[int(draws * 0.025)] * 1000, diffs[int(draws * 0.975)] * 1000
+
+
 def quantile_ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index] * 1000
 
 
-def body(logins: dict[str, dict[str, list[float]]], steps: dict[str, dict[str, list[float]]], n: int, load: str) -> str:
+def body(
+    logins: dict[str, dict[str, list[float]]], steps: dict[str, dict[str, list[float]]], n: int, load: str, pause: float
+) -> str:
     cpus = os.cpu_count() or "?"
+    paced = f" --pause {pause:g}" if pause else ""
     lines = [
-        f"`python bench/bench_notify_login.py --logins {n}` against the molecule `notify` containers, {cpus} CPUs,"
-        f" load average {load} at the end of the run (other lab scenarios share the machine).",
+        f"`python bench/bench_notify_login.py --logins {n}{paced}` against the molecule `notify` containers,"
+        f" {cpus} CPUs, load average {load} at the end of the run (other lab scenarios share the machine).",
         "",
         "**Login time**: real `ssh alice@target true` key logins from the client container, timed in the"
         " client. Per receiver state, rounds of logins with the hook, then without it (the hook line"
         " commented out), so both see the same load; each row compares the two. Receivers *down*:"
         " nothing listens; *hang*: they accept and never answer (channel timeout 3 s). Milliseconds.",
         "",
-        "| target | receivers | logins each | no hook: median / p95 | hook: median / p95 | median difference |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| target | receivers | logins each | no hook: median / p95 | hook: median / p95 | median difference"
+        " | its 95 % interval |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for suite, data in logins.items():
         for state in STATES:
             hooked, bare = data[f"{state} hook"], data[f"{state} none"]
             diff = (statistics.median(hooked) - statistics.median(bare)) * 1000
+            low, high = median_difference_ci(hooked, bare)
             lines.append(
                 f"| {suite} | {state} | {len(hooked)}"
                 f" | {quantile_ms(bare, 0.5):.0f} / {quantile_ms(bare, 0.95):.0f}"
-                f" | {quantile_ms(hooked, 0.5):.0f} / {quantile_ms(hooked, 0.95):.0f} | {diff:+.0f} |"
+                f" | {quantile_ms(hooked, 0.5):.0f} / {quantile_ms(hooked, 0.95):.0f} | {diff:+.0f}"
+                f" | {low:+.0f} to {high:+.0f} |"
             )
     lines += [
         "",
@@ -192,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logins", type=int, default=30, help="logins per cell (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="hook/no-hook alternations per state")
     parser.add_argument("--steps", type=int, default=40, help="runs of each PAM-step command")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between logins, not timed (0: back to back)")
     parser.add_argument("--targets", default="bookworm,trixie")
     parser.add_argument("--no-write", action="store_true", help="print the section only")
     parser.add_argument("--notes", default="", help="text appended to the section (what the numbers show)")
@@ -209,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             steps[suite] = measure_step(suite, args.steps)
         for suite in suites:
             print(f"logins on {suite} ...", file=sys.stderr, flush=True)
-            logins[suite] = measure_logins(suite, args.logins, args.rounds)
+            logins[suite] = measure_logins(suite, args.logins, args.rounds, args.pause)
         load = Path("/proc/loadavg").read_text().split()[0]
-        saved = {"logins": logins, "steps": steps, "load": load, "logins_per_cell": args.logins}
+        saved = {"logins": logins, "steps": steps, "load": load, "logins_per_cell": args.logins, "pause": args.pause}
         raw.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
-    text = body(logins, steps, int(saved.get("logins_per_cell", args.logins)), load)
+    text = body(logins, steps, int(saved.get("logins_per_cell", args.logins)), load, float(saved.get("pause", 0.0)))
     if args.notes:
         text += "\n" + args.notes.strip() + "\n"
     print(text)

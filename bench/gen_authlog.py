@@ -93,8 +93,7 @@ class Gen:
                 m.append(
                     (
                         sshd,
-                        f"Disconnecting authenticating user root {ap}: "
-                        "Too many authentication failures [preauth]",
+                        f"Disconnecting authenticating user root {ap}: Too many authentication failures [preauth]",
                     )
                 )
             else:
@@ -104,9 +103,7 @@ class Gen:
         elif x < 0.86:
             m.append((sshd, f"Did not receive identification string from {ap}"))
         elif x < 0.89:
-            m.append(
-                (sshd, 'error: kex_exchange_identification: client sent invalid protocol identifier "GET /"')
-            )
+            m.append((sshd, 'error: kex_exchange_identification: client sent invalid protocol identifier "GET /"'))
             m.append((sshd, f"banner exchange: Connection from {ap}: invalid format"))
         elif x < 0.91:
             m.append(
@@ -124,12 +121,8 @@ class Gen:
             m.append((sshd, f"pam_unix(sshd:session): session opened for user {u}(uid=1000) by (uid=0)"))
             m.append(("systemd-logind[400]", f"New session {self.pid} of user {u}."))
             if r.random() < 0.5:
-                m.append(
-                    ("sudo", f"   {u} : TTY=pts/0 ; PWD=/home/{u} ; USER=root ; COMMAND=/usr/bin/apt update")
-                )
-                m.append(
-                    ("sudo", f"pam_unix(sudo:session): session opened for user root(uid=0) by {u}(uid=1000)")
-                )
+                m.append(("sudo", f"   {u} : TTY=pts/0 ; PWD=/home/{u} ; USER=root ; COMMAND=/usr/bin/apt update"))
+                m.append(("sudo", f"pam_unix(sudo:session): session opened for user root(uid=0) by {u}(uid=1000)"))
                 m.append(("sudo", "pam_unix(sudo:session): session closed for user root"))
             m.append((child, f"Received disconnect from {adm} port {port}:11: disconnected by user"))
             m.append((child, f"Disconnected from user {u} {adm} port {port}"))

@@ -46,7 +46,7 @@ from deploys.lockdown_operations import (
     seal,
 )
 from deploys.operations import restrict, sshd_config
-from sshward.sessions import address_in, parse_networks
+from sshward.netaddr import address_in, parse_networks
 
 ROLES = ("ssh_lockdown",)
 DEFAULTS = {**role_defaults(ROLES), **policy_file_data()}
@@ -137,7 +137,7 @@ def lockdown() -> None:
     )  # fmt: skip
     # The same request kill_sessions asks, so pyinfra answers that one from its fact cache.
     seen = host.get_fact(LockdownQuery, request={"action": "sessions", "admin_networks": admin, "addresses": []})
-    networks = parse_networks(admin)
+    networks = parse_networks(admin, "ssh_lockdown_admin_networks")
     foreign = [s["source_address"] for s in seen.get("sessions", []) if not address_in(s["source_address"], networks)]
     intruders = list(dict.fromkeys([*given, *foreign]))
 

@@ -1,16 +1,15 @@
 """pyinfra step of the harden deploy: the login notifier's hook (roles/ssh_notify), kept small.
 
-The role's own layout is reused, not restated: the core files and the PAM line come from
-``roles/ssh_notify/vars/main.yml``, the entry point is the role's template, the configuration is
-the role's ``_ssh_notify_config`` shape checked by the core's ``sshward.notify.config_from_dict``
-before it is written (0600). Installed: the core's notifier modules under
-``ssh_notify_install_dir/sshward``, the entry point, spool and state directories, the config and
-the sshd session hook. Not yet: the sudo hooks, the pam-auth-update failure profile, the flush
-timer and the path unit that starts delivery (the role does those). So the hook is the notifier's
-self-contained door, ``sshward-notify pam`` (capture, then fork the deliverer), not the role's
-capture-only ``sshward-notify-pam``, which needs the path unit; the role's regexp matches both
-lines, so a later run of the role replaces this one. With no channel, an earlier hook and config
-are removed.
+The role's own layout is reused, not restated: the core files come from
+``roles/ssh_notify/vars/main.yml``, the PAM line from the core (``sshward.notify_pam``, which the
+role's vars equal, unit-tested), the entry point and the flush units are the role's templates,
+the configuration is the role's ``_ssh_notify_config`` shape checked by the core's
+``sshward.notify.config_from_dict`` before it is written (0600). Installed: the core's notifier
+modules under ``ssh_notify_install_dir/sshward``, the entry point, spool and state directories,
+the config, the flush service with its path unit (starts delivery when pam_exec has written a
+capture) and retry timer, and the sshd session hook. Not yet: the sudo hooks and the
+pam-auth-update failure profile (the role does those). With no channel, an earlier hook and
+config are removed.
 """
 
 from __future__ import annotations
@@ -27,12 +26,13 @@ import jinja2
 import yaml
 from pyinfra import host
 from pyinfra.api import OperationError, deploy, operation
-from pyinfra.operations import files
+from pyinfra.operations import files, systemd
 
 from deploys import facts
 from deploys.harden import ROLES_DIR, role_defaults, var
 from deploys.operations import write_file_command
 from sshward import notify as core_notify
+from sshward import notify_pam
 
 ROLE = ROLES_DIR / "ssh_notify"
 #: The core package as installed (the checkout's module_utils/sshward, or site-packages).
@@ -45,10 +45,8 @@ BEFORE = re.compile(r"^\s*session\s+\S+\s+pam_env\.so")
 
 @cache
 def role_vars() -> dict[str, Any]:
-    """The role's internal values; the session line is the self-contained door (module docstring)."""
+    """The role's internal values (as written: the templated ones are computed by the core here)."""
     data: dict[str, Any] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    script = data["_ssh_notify_script"]
-    data["_ssh_notify_session_line"] = f"session optional pam_exec.so quiet type=open_session {script} pam"
     return data
 
 
@@ -77,14 +75,31 @@ def config() -> dict[str, Any]:
     }
 
 
-def entry_point(python: str, install_dir: str) -> str:
-    """The role's sshward-notify.py.j2, rendered as Ansible renders it."""
+def render_template(name: str, **values: Any) -> str:
+    """One of the role's templates, rendered as Ansible renders it."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["to_json"] = json.dumps
-    template = env.from_string((ROLE / "templates" / "sshward-notify.py.j2").read_text())
-    return template.render(
-        ssh_notify_python=python, ssh_notify_install_dir=install_dir, ansible_managed="Managed by sshward (pyinfra)"
-    )
+    template = env.from_string((ROLE / "templates" / name).read_text())
+    return template.render(ansible_managed="Managed by sshward (pyinfra)", **values)
+
+
+def entry_point(python: str, install_dir: str) -> str:
+    """The role's sshward-notify.py.j2."""
+    return render_template("sshward-notify.py.j2", ssh_notify_python=python, ssh_notify_install_dir=install_dir)
+
+
+def flush_units(spool_dir: str, config_path: str, flush_interval: str) -> dict[str, str]:
+    """The role's flush service, path unit and timer, by unit file name."""
+    rv = role_vars()
+    unit = rv["_ssh_notify_unit"]
+    values = {
+        "_ssh_notify_unit": unit,
+        "_ssh_notify_script": rv["_ssh_notify_script"],
+        "ssh_notify_spool_dir": spool_dir,
+        "ssh_notify_config_path": config_path,
+        "ssh_notify_flush_interval": flush_interval,
+    }
+    return {f"{unit}.{kind}": render_template(f"{unit}.{kind}.j2", **values) for kind in ("service", "path", "timer")}
 
 
 def with_hook(text: str, line: str, regexp: str, present: bool) -> str:
@@ -109,9 +124,9 @@ def pam_session_hook(present: bool = True, path: str = PAM_SSHD) -> Iterator[str
             raise OperationError(f"{path} is missing: cannot hook the notifier into sshd's PAM session stack")
         host.noop(f"{path} is missing")
         return
-    rv = role_vars()
     text = current.decode("utf-8", "surrogateescape")
-    after = with_hook(text, rv["_ssh_notify_session_line"], rv["_ssh_notify_session_regexp"], present)
+    line = notify_pam.session_line(str(var("ssh_notify_spool_dir")))
+    after = with_hook(text, line, notify_pam.SESSION_LINE_RE.pattern, present)
     if after == text:
         host.noop(f"{path}: the notifier hook is {'in place' if present else 'absent'}")
         return
@@ -132,6 +147,7 @@ def notify_steps() -> None:
     data = config()
     try:
         core_notify.config_from_dict(data, "ssh_notify_channels")
+        notify_pam.check_spool_dir(str(var("ssh_notify_spool_dir")))
     except (ValueError, TypeError) as exc:
         raise OperationError(f"ssh_notify: {exc}") from exc
     install_dir = str(var("ssh_notify_install_dir"))
@@ -158,6 +174,25 @@ def notify_steps() -> None:
         dest=config_path,
         user="root", group="root", mode="0600",
     )  # fmt: skip
+    units = flush_units(str(var("ssh_notify_spool_dir")), config_path, str(var("ssh_notify_flush_interval")))
+    written = [
+        files.put(
+            name=f"The {name} unit",
+            src=StringIO(text),
+            dest=f"/etc/systemd/system/{name}",
+            user="root",
+            group="root",
+            mode="0644",
+        )  # fmt: skip
+        for name, text in units.items()
+    ]
+    changed = any(op.will_change for op in written)
+    for name in units:
+        if not name.endswith(".service"):
+            systemd.service(
+                name=f"Enable and start {name}", service=name, running=True, enabled=True, daemon_reload=changed
+            )
+    # The hook last: a capture written before the path unit watches would wait for the timer.
     pam_session_hook(name="Hook the notifier into sshd's PAM session stack", present=True)
 
 

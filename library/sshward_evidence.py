@@ -154,8 +154,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sshward import evidence as ev
-from ansible.module_utils.sshward import lockdown
-from ansible.module_utils.sshward import sessions as sess
+from ansible.module_utils.sshward import lockdown, netaddr
 
 
 def journal_lines(module):
@@ -227,8 +226,8 @@ def main():
     )
     p = module.params
     try:
-        sess.parse_networks(p["admin_networks"])
-        sess.parse_networks(p["intruder_addresses"])
+        netaddr.parse_networks(p["admin_networks"], "admin_networks")
+        netaddr.parse_networks(p["intruder_addresses"], "intruder_addresses")
         bundle = ev.bundle_path(p["path"], p["incident_id"])
     except (ValueError, ev.EvidenceError) as exc:
         module.fail_json(msg=str(exc))

@@ -57,6 +57,14 @@ quarantined:
   type: list
   elements: dict
   sample: [{pid: 901, path: /dev/shm/.x, sha256: 9f86d0..., quarantined_as: /var/lib/.../9f86d0....bin, killed: true}]
+unchecked_pids:
+  description:
+    - Processes whose executable could not be read (no CAP_SYS_PTRACE on this host, e.g. a container), so
+      they were not checked; a warning names them too.
+  returned: always
+  type: list
+  elements: int
+  sample: [4711]
 """
 
 import os
@@ -85,6 +93,13 @@ def main():
         chosen = [procs[pid] for pid in p["pids"] if pid in procs]
     else:
         chosen = [q for q in procs.values() if q.suspicious]
+    unreadable = sorted(q.pid for q in (chosen if p["pids"] else procs.values()) if q.exe_unreadable)
+    if unreadable:
+        module.warn(
+            f"could not read /proc/PID/exe of {len(unreadable)} process(es) ({', '.join(map(str, unreadable[:20]))}):"
+            " this host withholds CAP_SYS_PTRACE from root (a container or some VPSes), so they were not checked"
+            " for planted executables. Look at them by hand (ls -l /proc/PID/exe where ptrace is allowed)."
+        )
     done = []
     for q in chosen:
         if q.pid in protected or not q.exe:
@@ -102,7 +117,7 @@ def main():
         done.append(d)
     if done and not module.check_mode:
         quarantine.append_records(p["record_file"], done)
-    module.exit_json(changed=bool(done), quarantined=done)
+    module.exit_json(changed=bool(done), quarantined=done, unchecked_pids=unreadable)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from .policy import role_policy
 def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text.strip(), strict=False)
 
+
 CLASS_JAILS = [
     ("sshd", "maxretry"),
     ("sshward-sshd-root", "root_maxretry"),

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from sshward import notify_pam
+
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "roles" / "ssh_notify" / "defaults" / "main.yml"
 SCRIPT = "/usr/local/sbin/sshward-notify"
-PAM_SCRIPT = "/usr/local/sbin/sshward-notify-pam"
 TIMER = "sshward-notify-flush.timer"
 PATH_UNIT = "sshward-notify-flush.path"
 
@@ -56,21 +57,23 @@ def _pam_lines(host, path: str) -> list[list[str]]:
     return rows
 
 
-def _is_hook(words: list[str], stack: str) -> bool:
-    """A pam_exec line running the capture-only entry (or the older ``sshward-notify pam``)."""
+def _is_hook(words: list[str], stack: str, kind: str, spool_dir: str) -> bool:
+    """The notifier's pam_exec line: env writing into this spool's capture file (notify_pam's format)."""
     if len(words) < 4 or words[0] != stack or "pam_exec.so" not in words[2:]:
         return False
-    if PAM_SCRIPT in words:
-        return True
-    return SCRIPT in words and words[words.index(SCRIPT) + 1 : words.index(SCRIPT) + 2] == ["pam"]
+    return words[words.index("pam_exec.so") + 1 :] == notify_pam.pam_exec_args(spool_dir, kind).split()
+
+
+def _spool(notify: dict[str, Any]) -> str:
+    return str(notify.get("ssh_notify_spool_dir", notify_pam.DEFAULT_SPOOL))
 
 
 @pytest.mark.control("SSHW-NOTIFY-001", "sshd's PAM session stack runs the notifier (optional pam_exec)")
 def test_sshd_session_hook(host, notify):
     if not notify.get("ssh_notify_pam_sshd", True):
         pytest.skip("ssh_notify_pam_sshd is false")
-    hooks = [w for w in _pam_lines(host, "/etc/pam.d/sshd") if _is_hook(w, "session")]
-    assert [(w[1], "--failure" in w) for w in hooks] == [("optional", False)]
+    hooks = [w for w in _pam_lines(host, "/etc/pam.d/sshd") if _is_hook(w, "session", "session", _spool(notify))]
+    assert [w[1] for w in hooks] == ["optional"]
 
 
 @pytest.mark.control("SSHW-NOTIFY-002", "the sshd hook runs before pam_env reads the user's environment")
@@ -78,7 +81,7 @@ def test_sshd_hook_before_pam_env(host, notify):
     if not notify.get("ssh_notify_pam_sshd", True):
         pytest.skip("ssh_notify_pam_sshd is false")
     rows = _pam_lines(host, "/etc/pam.d/sshd")
-    hook = next(i for i, w in enumerate(rows) if _is_hook(w, "session"))
+    hook = next(i for i, w in enumerate(rows) if _is_hook(w, "session", "session", _spool(notify)))
     env = [i for i, w in enumerate(rows) if w[0] == "session" and "pam_env.so" in w[2:]]
     assert all(hook < i for i in env)
 
@@ -94,7 +97,7 @@ def test_sshd_uses_pam(host, notify):
 def test_failure_hook(host, notify):
     if not notify.get("ssh_notify_pam_failures", True):
         pytest.skip("ssh_notify_pam_failures is false")
-    hooks = [w for w in _pam_lines(host, "/etc/pam.d/common-auth") if _is_hook(w, "auth") and "--failure" in w]
+    hooks = [w for w in _pam_lines(host, "/etc/pam.d/common-auth") if _is_hook(w, "auth", "failure", _spool(notify))]
     assert len(hooks) == 1
 
 

@@ -68,6 +68,7 @@ from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 from typing import Any, Callable
 
+from . import netaddr
 from .authlog import AuthLogError, AuthLogParser, excerpt_for, iter_file_lines, open_log
 from .notify_channels import ConfigError, SmtpChannel, escape_text, header_text
 
@@ -190,11 +191,10 @@ def config_from_dict(data: Any, path: str = "<dict>") -> AbuseConfig:
         al = data["allowlist"]
         if not isinstance(al, list) or not all(isinstance(a, str) for a in al):
             raise ConfigError(f"{path}: 'allowlist' must be a list of addresses/networks")
-        for a in al:
-            try:
-                ipaddress.ip_network(a.strip(), strict=False)
-            except ValueError:
-                raise ConfigError(f"{path}: allowlist entry {a!r} is not an address or network") from None
+        try:
+            netaddr.parse_networks(al, "allowlist")
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         c.allowlist = list(al)
     rep = data.get("reporter", {})
     if not isinstance(rep, dict):
@@ -261,9 +261,8 @@ def eligible(address: str, cfg: AbuseConfig, warn: Callable[[str], None] = lambd
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "not an IP address"
-    for net in cfg.allowlist:
-        n = ipaddress.ip_network(net.strip(), strict=False)
-        if n.version == ip.version and ip in n:
+    for n in netaddr.parse_networks(cfg.allowlist, "allowlist"):
+        if netaddr.address_in(address, [n]):
             return f"allowlisted ({n})"
     if not ip.is_global or ip.is_multicast:
         if not cfg.allow_private:

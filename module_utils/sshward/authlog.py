@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import IO, Any
 
+from . import netaddr
+
 __all__ = [
     "KIND",
     "SSHD_PROGRAMS",
@@ -903,11 +905,11 @@ class AuthLogParser:
                             # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
                             ts: datetime | None
                             try:
-                                d = fromisoformat(t)
+                                parsed = fromisoformat(t)
                             except ValueError:
                                 ts = None
                             else:
-                                ts = d if d.tzinfo is utc else self._aware(d)
+                                ts = parsed if parsed.tzinfo is utc else self._aware(parsed)
                         else:
                             ts = timestamp(t)
                         pid_s = v[-1]
@@ -1352,16 +1354,6 @@ _ROLE: dict[str, int] = {
 }
 
 
-def _parse_networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    nets = []
-    for c in cidrs:
-        try:
-            nets.append(ipaddress.ip_network(c.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"allowlist entry {c!r} is not an IP address or network") from None
-    return nets
-
-
 class Summary:
     """Aggregates events: per source address, per user, accepted logins with keys."""
 
@@ -1499,7 +1491,7 @@ class Summary:
         is never returned. Addresses are matched exactly as sshd wrote them, so
         1.2.3.4 and 1.2.3.45 are different sources. A bad allowlist entry raises
         ValueError rather than banning anyone."""
-        nets = _parse_networks(allowlist_cidrs)
+        nets = netaddr.parse_networks(allowlist_cidrs, "allowlist")
         pct = dict(per_class_thresholds or {})
         unknown = set(pct) - {"invalid", "valid", "root"}
         if unknown:

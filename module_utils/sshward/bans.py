@@ -11,11 +11,12 @@ can add a line, a section or an action to the configuration.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import netaddr
 
 HEADER = "# Managed by sshward (ssh_bans role / deploys/bans.py): local changes are overwritten.\n"
 JAIL_FILE = "jail.d/sshward.local"
@@ -214,17 +215,12 @@ def _count(name: str, value: Any) -> int:
 
 
 def _networks(name: str, values: Iterable[Any]) -> tuple[str, ...]:
-    out = []
-    for value in values or ():
-        text = _text(value)
-        try:
-            ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise BanError(
-                f"{name}: {text!r} is not an IPv4/IPv6 address or network; list CIDRs such as 192.0.2.0/24"
-            ) from None
-        out.append(text)
-    return tuple(out)
+    texts = tuple(_text(value) for value in values or ())
+    try:
+        netaddr.parse_networks(texts, name)
+    except ValueError as exc:
+        raise BanError(str(exc)) from None
+    return texts
 
 
 def _path(name: str, value: Any) -> str:

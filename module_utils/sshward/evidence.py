@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import authlog, keys, sessions
+from . import authlog, keys, netaddr, sessions
 
 MANIFEST = "MANIFEST.sha256"
 RECENT_ROOTS = ("/etc", "/home", "/root", "/tmp", "/var/tmp", "/dev/shm")
@@ -354,7 +354,7 @@ def intruder_keys(
     admin_fps = {
         a.get("fingerprint")
         for a in accepted
-        if a.get("address") and sessions.address_in(str(a["address"]), admin_networks)
+        if a.get("address") and netaddr.address_in(str(a["address"]), admin_networks)
     }
     for a in accepted:
         fp = a.get("fingerprint")
@@ -430,7 +430,7 @@ def build_report(
     containment: Sequence[Mapping[str, Any]] = (),
     mode: str = "lockdown",
 ) -> dict[str, Any]:
-    nets = sessions.parse_networks(admin_networks)
+    nets = netaddr.parse_networks(admin_networks, "admin_networks")
     sess = (read_json(bundle, "volatile/sessions.json", {}) or {}).get("sessions", [])
     suspicious = read_json(bundle, "volatile/suspicious_processes.json", []) or []
     story = read_json(bundle, "logs/ssh_story.json", {}) or {}
@@ -440,7 +440,7 @@ def build_report(
     quarantined = read_json(bundle, "quarantine/keys.json", []) or []
     quarantined_exe = read_json(bundle, "quarantine/executables.json", []) or []
 
-    foreign = [s for s in sess if not sessions.address_in(s["source_address"], nets)] if nets else []
+    foreign = [s for s in sess if not netaddr.address_in(s["source_address"], nets)] if nets else []
     addrs = sorted(set(intruder_addresses) | {s["source_address"] for s in foreign})
     accepted = story.get("accepted", [])
     by_fp: dict[str, list[dict[str, Any]]] = {}

@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, Union
 
+from . import netaddr
+
 __all__ = [
     "BACKENDS",
     "MODES",
@@ -111,7 +113,7 @@ NFT_TABLES = {"ratelimit": "sshward", "restrict": "sshward_restrict", "ban": "ss
 #: Base chain priorities: before the distro's filter chains (priority filter = 0).
 NFT_PRIORITY = {"ratelimit": -10, "restrict": -20, "ban": -30}
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Network = netaddr.Network
 
 
 class FirewallError(ValueError):
@@ -160,16 +162,12 @@ def _check_ports(name: str, value: Any) -> tuple[int, ...]:
 def check_networks(name: str, value: Any, warnings: list[str]) -> tuple[Network, ...]:
     nets: list[Network] = []
     for item in _as_tuple(value, name):
-        text = str(item).strip()
         try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            example = "2001:db8::/32" if ":" in text else "10.0.0.0/8"
-            raise FirewallError(f"{name}: {str(item)!r} is not a valid network (e.g. {example})") from None
-        try:
-            ipaddress.ip_network(text, strict=True)
-        except ValueError:
-            warnings.append(f"{name}: {text!r} has host bits set; using {net}")
+            net = netaddr.parse_network(item, name)
+        except ValueError as exc:
+            raise FirewallError(str(exc)) from None
+        if netaddr.has_host_bits(item):
+            warnings.append(f"{name}: {str(item).strip()!r} has host bits set; using {net}")
         nets.append(net)
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]

@@ -8,11 +8,11 @@ deploy refuse with the same messages. Each problem names what to change.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from . import netaddr
 from .effective import Effective
 from .keys import AuthorizedKey, list_authorized_keys
 
@@ -59,7 +59,7 @@ def _match_pattern_list(name: str, patterns: Sequence[str]) -> bool:
 def _host_matches(pattern: str, host: str, addr: str) -> bool:
     if "/" in pattern:
         try:
-            return ipaddress.ip_address(addr) in ipaddress.ip_network(pattern, strict=False)
+            return netaddr.address_in(addr, [netaddr.parse_network(pattern, "pattern")])
         except ValueError:
             return False
     return fnmatch.fnmatchcase(addr, pattern) or fnmatch.fnmatchcase(host, pattern)

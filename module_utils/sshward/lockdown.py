@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import evidence as ev
-from . import quarantine
+from . import netaddr, quarantine
 from . import sessions as sess
 
 #: Read-only commands whose output goes into the bundle's commands/ part.
@@ -70,11 +70,11 @@ def select_sessions(
     kept: list[dict[str, Any]] = []
     for s in sessions:
         why = ""
-        if sess.address_in(s.source_address, admin):
+        if netaddr.address_in(s.source_address, admin):
             why = "admin address"
         elif s.pid in keep:
             why = "this connection"
-        elif only and not sess.address_in(s.source_address, only):
+        elif only and not netaddr.address_in(s.source_address, only):
             why = "not selected"
         if why:
             kept.append({"pid": s.pid, "source_address": s.source_address, "user": s.user, "why": why})
@@ -130,8 +130,8 @@ def passwd_locked(passwd_status: str) -> bool:
 
 def intruder_clash(intruder_addresses: Iterable[str], admin_networks: Sequence[str]) -> str | None:
     """The refusal when an intruder address is an admin address, else None."""
-    admin = sess.parse_networks(admin_networks)
-    clash = [a for a in intruder_addresses if sess.address_in(a, admin)]
+    admin = netaddr.parse_networks(admin_networks, "admin_networks")
+    clash = [a for a in intruder_addresses if netaddr.address_in(a, admin)]
     if not clash:
         return None
     return (
@@ -173,7 +173,7 @@ def collect_parts(
     journal: Journal = host_journal,
 ) -> dict[str, Any]:
     """Collect evidence ``parts`` into ``bundle``; the facts later steps use come back in the result."""
-    admin = sess.parse_networks(admin_networks)
+    admin = netaddr.parse_networks(admin_networks, "admin_networks")
     intruders = list(intruder_addresses)
     result: dict[str, Any] = {}
     for part in parts:
@@ -181,7 +181,7 @@ def collect_parts(
             data = ev.collect_volatile(bundle, sess.snapshot())
             result["sessions"] = data["sessions"]
             result["foreign_sessions"] = [
-                s for s in data["sessions"] if admin and not sess.address_in(s["source_address"], admin)
+                s for s in data["sessions"] if admin and not netaddr.address_in(s["source_address"], admin)
             ]
             result["suspicious_processes"] = data["suspicious_processes"]
             intruders += [s["source_address"] for s in result["foreign_sessions"]]
@@ -200,7 +200,7 @@ def collect_parts(
                 {
                     a["fingerprint"]
                     for a in accepted
-                    if a.get("fingerprint") and a.get("address") and sess.address_in(a["address"], admin)
+                    if a.get("fingerprint") and a.get("address") and netaddr.address_in(a["address"], admin)
                 }
             )
             result["accepted_logins"] = len(accepted)
@@ -248,10 +248,10 @@ def seal_bundle(
 
 
 def _sessions(req: Mapping[str, Any], check: bool) -> tuple[int, dict[str, Any]]:
-    admin = sess.parse_networks(req.get("admin_networks") or [])
+    admin = netaddr.parse_networks(req.get("admin_networks") or [], "admin_networks")
     if not admin:
         raise LockdownError("admin_networks: empty; refusing to kill sessions without knowing whose to keep")
-    only = sess.parse_networks(req.get("addresses") or [])
+    only = netaddr.parse_networks(req.get("addresses") or [], "addresses")
     snap = sess.snapshot()
     protected = sess.ancestors(os.getpid(), snap.processes)
     kill, kept = select_sessions(snap.sessions, admin, protected, only)
@@ -263,8 +263,8 @@ def _sessions(req: Mapping[str, Any], check: bool) -> tuple[int, dict[str, Any]]
 def _collect(req: Mapping[str, Any], check: bool) -> dict[str, Any]:
     admin = list(req.get("admin_networks") or [])
     intruders = list(req.get("intruder_addresses") or [])
-    sess.parse_networks(admin)
-    sess.parse_networks(intruders)
+    netaddr.parse_networks(admin, "admin_networks")
+    netaddr.parse_networks(intruders, "intruder_addresses")
     clash = intruder_clash(intruders, admin)
     if clash:
         raise LockdownError(clash)

@@ -2,18 +2,16 @@
 
 Flow:
 
-* ``sshward-notify-pam`` (``notify_pam.py``, run by ``pam_exec.so`` with
-  ``python3 -IS`` in the open_session stack of sshd/sudo, or with ``--failure``
-  in the auth stack) only captures the PAM items, pam_exec's parent PID and the
-  time into ``SPOOL/incoming/`` and returns: no config, no network, no child.
-  The systemd path unit ``sshward-notify-flush.path`` starts ``flush`` when
-  ``incoming/`` is not empty. ``sshward-notify pam`` (this module) does the
-  same capture and then double-forks a deliverer itself, for hosts without the
-  path unit; it is the slower door (it imports this module and reads the config).
+* The PAM step runs no sshward code: ``pam_exec.so ... log=SPOOL/capture
+  /usr/bin/env -0 SSHWARD_CAPTURE=session`` appends the PAM environment (sshd's
+  ``SSH_CONNECTION`` and ``SSH_AUTH_INFO_0``, the PAM items) to one file and the
+  login goes on (``notify_pam`` holds the format and its parser). The systemd
+  path unit ``sshward-notify-flush.path`` starts ``flush`` while that file exists.
 * The deliverer (``sshward-notify flush``, also run by a timer) takes an
-  ``flock`` on the spool, turns the captures of ``incoming/`` into events
-  (``event_from_pam``: the event schema lives here only), enriches new events (auth-log correlation for the
-  port, method and key; "first login from this network"; "first sudo"), sends
+  ``flock`` on the spool, moves the capture file into ``incoming/`` and turns its
+  records into events (``event_from_pam``: the event schema lives here only),
+  enriches new events (the authorized_keys file:line and key comment from the
+  auth log; "first login from this network"; "first sudo"), sends
   every event through every configured channel with a per-channel deadline,
   records per-channel success in the spool entry, removes an entry only when
   all channels have it, and merges a flood into one summary per channel.
@@ -76,6 +74,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .authlog import KIND, SSHD_PROGRAMS, AuthEvent, AuthLogParser
 from .notify_channels import (
     DEFAULT_TIMEOUT,
     KIND_RE,
@@ -88,7 +87,15 @@ from .notify_channels import (
     escape_text,
     summary_event,
 )
-from .notify_pam import CAPTURE_VERSION, INCOMING, PAM_VALUE_MAX, capture, wanted
+from .notify_pam import (
+    CAPTURE_FILE,
+    FAILURE,
+    INCOMING,
+    PAM_VALUE_MAX,
+    connection_endpoints,
+    iter_auth_methods,
+    scan_capture,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -105,12 +112,10 @@ __all__ = [
     "default_authlog_lookup",
     "deliver_pending",
     "emit",
-    "event_from_capture",
     "event_from_pam",
     "load_config",
     "main",
     "make_event",
-    "pam_step",
     "read_key_comment",
     "send_test",
     "spawn_deliverer",
@@ -125,8 +130,8 @@ SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 LogFunc = Callable[[str], None]
 PermissionCheck = Callable[[str, os.stat_result], None]
-#: Returns the recent log *messages* (without the syslog prefix) of one process, oldest first.
-AuthLogLookup = Callable[[int], Sequence[str]]
+#: sshd's auth-log records around a UNIX time (a login's capture time), oldest first.
+AuthLogLookup = Callable[[float], Sequence[AuthEvent]]
 Spawner = Callable[["Config"], None]
 
 
@@ -429,11 +434,29 @@ def _pam_value(env: Mapping[str, str], key: str) -> str | None:
     return value[:PAM_VALUE_MAX]
 
 
+def _login_fields(env: Mapping[str, str], fields: dict[str, object]) -> None:
+    """Address, port, auth method and key of an sshd session, from the variables sshd itself set."""
+    endpoints = connection_endpoints(env)
+    if endpoints is not None:
+        fields["address"], fields["port"] = endpoints
+        if fields.get("rhost") == endpoints[0]:
+            del fields["rhost"]
+    methods = list(iter_auth_methods(env.get("SSH_AUTH_INFO_0", "")))
+    if methods:
+        fields["method"] = ",".join(method for method, _detail in methods)[:PAM_VALUE_MAX]
+    for method, detail in methods:
+        key_type, _sep, blob = detail.partition(" ")
+        fingerprint = key_fingerprint(blob) if method == "publickey" and blob else None
+        if fingerprint:
+            fields["key_type"] = key_type[:64]
+            fields["fingerprint"] = fingerprint
+            break
+
+
 def event_from_pam(
     env: Mapping[str, str],
     *,
     failure: bool = False,
-    ppid: int | None = None,
     host: str = "",
     now: float | None = None,
 ) -> Event | None:
@@ -470,117 +493,84 @@ def event_from_pam(
         kind = "su"
     else:
         kind = "login"
-        if service == "sshd" and ppid is not None and ppid > 1:
-            # pam_exec's parent is the sshd process that logged "Accepted ..." for this session
-            fields["sshd_pid"] = str(ppid)
+        _login_fields(env, fields)
     return make_event(kind, fields, host=host, now=now)
-
-
-_CAPTURE_NAME_RE = re.compile(r"^[0-9]{20}-[0-9]{1,10}-[0-9a-f]{8}\.json$")
-
-
-def event_from_capture(record: Any, *, host: str = "") -> Event | None:
-    """The event of one ``sshward-notify-pam`` capture (see notify_pam), or None when it is not ours.
-
-    Raises ValueError for anything that is not a capture of this version.
-    """
-    if not isinstance(record, dict) or record.get("version") != CAPTURE_VERSION:
-        raise ValueError(f"not a PAM capture of version {CAPTURE_VERSION}")
-    pam, ppid, stamp, failure = record.get("pam"), record.get("ppid"), record.get("time"), record.get("failure")
-    if not isinstance(pam, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pam.items()):
-        raise ValueError("capture: 'pam' must map PAM item names to strings")
-    if isinstance(ppid, bool) or not isinstance(ppid, int) or ppid < 0:
-        raise ValueError("capture: 'ppid' must be a process id")
-    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
-        raise ValueError("capture: 'time' must be a number")
-    if not isinstance(failure, bool):
-        raise ValueError("capture: 'failure' must be true or false")
-    return event_from_pam(pam, failure=failure, ppid=ppid, host=host, now=float(stamp))
 
 
 # --------------------------------------------------------------------------- auth-log correlation
 
-ACCEPTED_RE = re.compile(r"^Accepted (\S+) for (.+) from (\S+) port (\d+) ssh2(: (\S+) (SHA256:\S+))?$")
-FOUND_KEY_RE = re.compile(r"^Accepted key (\S+) (SHA256:\S+) found at (.+):(\d+)$")
-_SYSLOG_PREFIX_RE = re.compile(
-    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ (?:sshd|sshd-session)\[(\d+)\]: (.*)$"
-)
-
 
 @dataclass
 class LoginDetails:
-    method: str
-    user: str
-    address: str
-    port: str
+    """What sshd logged for one accepted connection (sshward.authlog's trusted records only)."""
+
+    pid: int | None
+    method: str | None
     key_type: str | None = None
     fingerprint: str | None = None
     key_file: str | None = None
     key_line: int | None = None
 
 
-def correlate_login(messages: Sequence[str], user: str | None) -> LoginDetails | None:
-    """The last ``Accepted ... for USER ...`` message (anchored at both ends) for ``user``.
+def correlate_login(events: Sequence[AuthEvent], *, user: str | None, address: str, port: str) -> LoginDetails | None:
+    """sshd's ``Accepted ...`` record for this connection (address and port), and its ``found at`` record.
 
-    The match is anchored at the end, so a user name containing
-    ``from 6.6.6.6 port 1 ssh2`` cannot replace the real tail; and the matched
-    user must equal PAM_USER.
+    The events come from the auth-log parser, which takes the address from the
+    end of the line and, in the journal, trusts only journald's own fields: a
+    user's ``logger -t sshd`` line or a user name holding ``from 6.6.6.6`` cannot
+    stand in for sshd. The user must equal PAM_USER.
     """
-    for index in range(len(messages) - 1, -1, -1):
-        match = ACCEPTED_RE.match(messages[index])
-        if not match or (user is not None and match.group(2) != user):
-            continue
-        try:
-            ipaddress.ip_address(match.group(3))
-        except ValueError:
-            continue
-        details = LoginDetails(
-            method=match.group(1),
-            user=match.group(2),
-            address=match.group(3),
-            port=match.group(4),
-            key_type=match.group(6),
-            fingerprint=match.group(7),
-        )
-        if details.fingerprint:
-            for earlier in reversed(messages[:index]):
-                found = FOUND_KEY_RE.match(earlier)
-                if found and found.group(2) == details.fingerprint:
-                    details.key_file = found.group(3)
-                    details.key_line = int(found.group(4))
-                    break
-        return details
-    return None
+    accepted = None
+    for event in events:
+        if (
+            event.kind == KIND.ACCEPTED
+            and event.address == address
+            and str(event.port) == port
+            and (user is None or event.user == user)
+        ):
+            accepted = event  # the last one: a port is reused only after the earlier session
+    if accepted is None:
+        return None
+    details = LoginDetails(
+        pid=accepted.pid, method=accepted.method, key_type=accepted.key_type, fingerprint=accepted.fingerprint
+    )
+    if accepted.fingerprint and accepted.pid is not None:
+        for event in events:
+            if (
+                event.kind == KIND.ACCEPTED_KEY
+                and event.pid == accepted.pid
+                and event.fingerprint == accepted.fingerprint
+                and event.authorized_keys_file
+            ):
+                details.key_file, details.key_line = event.authorized_keys_file, event.authorized_keys_line
+    return details
 
 
-def _journal_messages(pid: int) -> list[str]:
+#: How far around the capture's time the journal is read for sshd's records of that login.
+AUTHLOG_WINDOW = 120
+
+
+def _journal_events(around: float) -> list[AuthEvent]:
+    since, until = int(around) - AUTHLOG_WINDOW, int(around) + AUTHLOG_WINDOW
+    argv = ["journalctl", "-o", "json", "--no-pager", f"--since=@{since}", f"--until=@{until}"]
+    for index, program in enumerate(sorted(SSHD_PROGRAMS)):  # journalctl ORs matches joined by "+"
+        argv += [f"_COMM={program}"] if index == 0 else ["+", f"_COMM={program}"]
     try:
         proc = subprocess.run(
-            ["journalctl", "-o", "json", "--no-pager", "--since", "-30min", f"_PID={pid}", "-n", "50"],
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            timeout=10,
+            timeout=20,
             check=False,
             env={"PATH": SAFE_PATH, "LC_ALL": "C"},
         )
     except (OSError, subprocess.SubprocessError):
         return []
-    out: list[str] = []
-    for raw in proc.stdout.splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        message = record.get("MESSAGE") if isinstance(record, dict) else None
-        if isinstance(message, list):  # journald's encoding of non-UTF-8 messages
-            with contextlib.suppress(TypeError, ValueError):
-                message = bytes(message).decode("utf-8", "replace")
-        if isinstance(message, str):
-            out.append(message)
-    return out
+    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    return list(AuthLogParser().parse_journal(lines))
 
 
-def _file_messages(pid: int, files: Sequence[str], tail_bytes: int = 512 * 1024) -> list[str]:
+def _file_events(files: Sequence[str], tail_bytes: int = 1 << 20) -> list[AuthEvent]:
     for path in files:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
@@ -590,22 +580,18 @@ def _file_messages(pid: int, files: Sequence[str], tail_bytes: int = 512 * 1024)
             size = os.fstat(handle.fileno()).st_size
             handle.seek(max(0, size - tail_bytes))
             data = handle.read(tail_bytes).decode("utf-8", "replace")
-        out = []
-        for line in data.splitlines():
-            match = _SYSLOG_PREFIX_RE.match(line)
-            if match and int(match.group(1)) == pid:
-                out.append(match.group(2))
-        if out:
-            return out
+        events = list(AuthLogParser().parse_lines(data.splitlines()))
+        if events:
+            return events
     return []
 
 
 def default_authlog_lookup(
-    pid: int, *, journal: bool = True, files: Sequence[str] = ("/var/log/auth.log", "/var/log/secure")
-) -> list[str]:
-    """Recent log messages of ``pid``: ``journalctl -o json _PID=<pid>``, else the tail of auth.log."""
-    messages = _journal_messages(pid) if journal else []
-    return messages or _file_messages(pid, files)
+    around: float, *, journal: bool = True, files: Sequence[str] = ("/var/log/auth.log", "/var/log/secure")
+) -> list[AuthEvent]:
+    """sshd's records near the time ``around``: from the journal, else from the tail of auth.log."""
+    events = _journal_events(around) if journal else []
+    return events or _file_events(files)
 
 
 def key_fingerprint(blob_b64: str) -> str | None:
@@ -731,6 +717,14 @@ class DeliveryReport:
     remaining: int = 0
 
 
+#: A drained capture file: ``<time_ns>-<bytes already admitted>``.
+_DRAINED_RE = re.compile(r"^([0-9]{20})-([0-9]{1,12})$")
+#: A drained capture file nobody wrote to for this long has no pam_exec child left writing.
+CAPTURE_IDLE = 60.0
+#: Read at most this much of a capture file per run (the rest waits for the next run).
+CAPTURE_READ_MAX = 16 << 20
+
+
 class _Deliverer:
     def __init__(
         self,
@@ -748,67 +742,114 @@ class _Deliverer:
         self.log = log
         self.sleep = sleep
         self.report = DeliveryReport()
+        self._authlog_cache: tuple[float, list[AuthEvent]] | None = None
+        self._authlog_deadline: float | None = None
 
     def admit_captures(self) -> int:
-        """Turn the PAM captures in incoming/ into spool entries (same name: same order); how many were there.
+        """Turn the records of the PAM capture file into spool entries; how many records were admitted.
 
-        Every file leaves incoming/ (the path unit fires while it is not empty):
-        a capture that is not valid is moved aside as ``.NAME.bad`` in the spool.
+        The capture file moves into ``incoming/`` first (the path unit fires while it
+        exists; pam_exec creates a new one at the next login). A pam_exec child that
+        opened it just before may still append to the moved file, so a drained file
+        is read from the offset kept in its name (``STAMP-OFFSET``) and deleted only
+        once it has been idle for CAPTURE_IDLE seconds with nothing left to read.
+        Spool entries are named after the record's place in the file, so a crash
+        before the offset is saved re-admits the same entries, not duplicates.
         """
-        incoming = os.path.join(self.config.spool_dir, INCOMING)
-        try:
-            names = sorted(os.listdir(incoming))
-        except FileNotFoundError:
-            return 0
-        for name in names:
+        spool_dir = self.config.spool_dir
+        incoming = os.path.join(spool_dir, INCOMING)
+        _ensure_dir(incoming)
+        capture = os.path.join(spool_dir, CAPTURE_FILE)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(capture).st_mode):
+                os.rename(capture, os.path.join(incoming, f"{time.time_ns():020d}-0"))
+        admitted = 0
+        for name in sorted(os.listdir(incoming)):
             source = os.path.join(incoming, name)
-            try:
-                if not _CAPTURE_NAME_RE.match(name):
-                    raise ValueError("unexpected file name")
-                event = event_from_capture(_read_json(source, None), host=self.config.host)
-            except (ValueError, TypeError) as exc:
-                self.log(f"invalid PAM capture {escape_text(name, 80)} moved aside: {escape_text(exc, 200)}")
+            match = _DRAINED_RE.match(name)
+            if not match:
+                self.log(f"unexpected file {escape_text(name, 80)} in {INCOMING}/ moved aside")
                 with contextlib.suppress(OSError):
                     os.replace(source, self.spool.path("." + name + ".bad"))
                 continue
+            admitted += self._admit_file(source, match.group(1), int(match.group(2)))
+        return admitted
+
+    def _admit_file(self, source: str, stamp: str, offset: int) -> int:
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return 0
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            handle.seek(offset)
+            data = handle.read(CAPTURE_READ_MAX)
+        idle = self.now() - st.st_mtime >= CAPTURE_IDLE and offset + len(data) >= st.st_size
+        scan = scan_capture(data, final=idle)
+        if scan.garbled:
+            # a torn or forged-looking record still means a login or a failure happened: say so
+            self.log(f"{scan.garbled} unreadable PAM capture record(s) in {escape_text(source, 200)} skipped")
+            unreadable = make_event(
+                "capture_unreadable",
+                {"records": str(scan.garbled), "detail": "PAM records could not be read; see the auth log"},
+                host=self.config.host,
+                now=st.st_mtime,
+            )
+            self.spool.add(unreadable, f"{stamp}-{offset + scan.consumed:012d}-unreadable.json")
+        for record in scan.records:
+            event = event_from_pam(
+                record.env, failure=record.kind == FAILURE, host=self.config.host, now=record.time or st.st_mtime
+            )
             if event is not None:
-                self.spool.add(event, name)  # OSError (disk full): the capture stays for the next run
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(source)
-        return len(names)
+                # Named by the login's time (the spool sorts chronologically) and the record's place
+                # in this file, so re-admitting after a crash rewrites the same entry.
+                # OSError (disk full) propagates: the offset is not saved, the next run retries.
+                when = f"{int(record.time * 1e9):020d}" if record.time else stamp
+                self.spool.add(event, f"{when}-{stamp}-{offset + record.end:012d}.json")
+        consumed = offset + scan.consumed
+        if idle and consumed >= st.st_size:
+            os.unlink(source)
+        elif consumed != offset:
+            os.rename(source, os.path.join(os.path.dirname(source), f"{stamp}-{consumed}"))
+        return len(scan.records)
 
     # -- enrichment, once per entry, in the detached deliverer only
+    def _sshd_records(self, around: float, *, fresh: bool = False) -> list[AuthEvent]:
+        """sshd's auth-log records near ``around``: read once for a whole batch of logins."""
+        cached = self._authlog_cache
+        if fresh or cached is None or abs(cached[0] - around) > AUTHLOG_WINDOW / 2:
+            try:
+                cached = (around, list(self.authlog(around)))
+            except Exception as exc:
+                self.log(f"auth-log lookup failed: {escape_text(exc, 200)}")
+                cached = (around, [])
+            self._authlog_cache = cached
+        return cached[1]
+
     def _enrich_login(self, event: Event) -> None:
-        pid_text = event.fields.pop("sshd_pid", None)
         user = event.fields.get("user")
-        if pid_text and pid_text.isdigit():
-            details = None
-            deadline = self.now() + self.config.authlog_wait
-            while True:
-                try:
-                    details = correlate_login(self.authlog(int(pid_text)), user)
-                except Exception as exc:
-                    self.log(f"auth-log lookup failed: {escape_text(exc, 200)}")
-                if details is not None or self.now() >= deadline:
-                    break
+        address, port = event.fields.get("address"), event.fields.get("port")
+        if address and port:
+            details = correlate_login(self._sshd_records(event.time), user=user, address=address, port=port)
+            if details is None and self._authlog_deadline is None:
+                # journald may lag a little behind the login; one wait per run, not per login
+                self._authlog_deadline = self.now() + self.config.authlog_wait
+            while details is None and self.now() < (self._authlog_deadline or 0.0):
                 self.sleep(0.5)
+                records = self._sshd_records(event.time, fresh=True)
+                details = correlate_login(records, user=user, address=address, port=port)
             if details is not None:
-                rhost = event.fields.get("rhost")
-                event.fields["address"] = details.address
-                if rhost == details.address:
-                    del event.fields["rhost"]
-                event.fields["port"] = details.port
-                event.fields["method"] = details.method
-                if details.key_type:
-                    event.fields["key_type"] = details.key_type
-                if details.fingerprint:
-                    event.fields["fingerprint"] = details.fingerprint
-                if details.key_file and details.key_line:
+                if details.pid is not None:
+                    event.fields["sshd_pid"] = str(details.pid)
+                for name in ("method", "key_type", "fingerprint"):
+                    if not event.fields.get(name) and getattr(details, name):
+                        event.fields[name] = getattr(details, name)
+                fingerprint = event.fields.get("fingerprint")
+                if fingerprint and details.key_file and details.key_line and details.fingerprint == fingerprint:
                     event.fields["key_source"] = f"{details.key_file}:{details.key_line}"
-                    if details.fingerprint:
-                        comment = read_key_comment(details.key_file, details.key_line, details.fingerprint)
-                        if comment:
-                            event.fields["key_comment"] = comment[:512]
+                    comment = read_key_comment(details.key_file, details.key_line, fingerprint)
+                    if comment:
+                        event.fields["key_comment"] = comment[:512]
         address = event.fields.get("address") or event.fields.get("rhost") or ""
         network = network_of(address, self.config.ipv4_prefix, self.config.ipv6_prefix)
         if user and network:
@@ -916,10 +957,7 @@ class _Deliverer:
 
 
 def _has_captures(spool_dir: str) -> bool:
-    try:
-        return bool(os.listdir(os.path.join(spool_dir, INCOMING)))
-    except FileNotFoundError:
-        return False
+    return os.path.lexists(os.path.join(spool_dir, CAPTURE_FILE))
 
 
 def deliver_pending(
@@ -938,8 +976,8 @@ def deliver_pending(
     if authlog is None:
         journal, files = config.authlog_journal, list(config.authlog_files)
 
-        def authlog_default(pid: int) -> Sequence[str]:
-            return default_authlog_lookup(pid, journal=journal, files=files)
+        def authlog_default(around: float) -> Sequence[AuthEvent]:
+            return default_authlog_lookup(around, journal=journal, files=files)
 
         authlog = authlog_default
     spool = Spool(config.spool_dir)
@@ -1037,33 +1075,6 @@ def _spool_event(config: Config, event: Event) -> str:
     return spool.add(event)
 
 
-def pam_step(
-    env: Mapping[str, str],
-    config_path: str = DEFAULT_CONFIG,
-    *,
-    failure: bool = False,
-    permission_check: PermissionCheck = check_config_permissions,
-    spawn: Spawner = spawn_deliverer,
-    ppid: int | None = None,
-    log: LogFunc = _syslog_log,
-) -> int:
-    """``sshward-notify pam``: capture like ``sshward-notify-pam``, then detach a deliverer. Always 0.
-
-    The slower door (for hosts without the path unit): it reads the config to
-    find the spool and forks the deliverer itself.
-    """
-    try:
-        if not wanted(env.get("PAM_TYPE", ""), failure):
-            return 0
-        config = load_config(config_path, permission_check=permission_check)
-        if capture(env, config.spool_dir, failure=failure, ppid=ppid) is None:
-            return 0
-        spawn(config)
-    except Exception as exc:
-        log(f"pam step: {escape_text(exc, 300)}")
-    return 0
-
-
 def emit(
     event: Event,
     *,
@@ -1116,8 +1127,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sshward-notify", description="sshward login and incident notifier")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
-    pam = sub.add_parser("pam", help="run from pam_exec (open_session, or --failure in the auth stack)")
-    pam.add_argument("--failure", action="store_true", help="report an authentication failure (PAM_TYPE=auth)")
     event = sub.add_parser("event", help="queue a generic event (ban, unban, lockdown, test, ...)")
     event.add_argument("--kind", required=True)
     event.add_argument("--field", action="append", default=[], type=_parse_field, metavar="NAME=VALUE")
@@ -1132,7 +1141,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a candidate config to validate instead of --config (Ansible's validate=); its"
         " ownership and mode are not checked, only its content",
     )
-    for sp in (pam, event, flush, test, check):
+    for sp in (event, flush, test, check):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -1140,21 +1149,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(
     argv: Sequence[str] | None = None,
     *,
-    env: Mapping[str, str] | None = None,
     permission_check: PermissionCheck = check_config_permissions,
     spawn: Spawner = spawn_deliverer,
 ) -> int:
-    """CLI: ``sshward-notify [--config PATH] {pam [--failure],event,flush,test,check [FILE]}``."""
+    """CLI: ``sshward-notify [--config PATH] {event,flush,test,check [FILE]}``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    environ: Mapping[str, str] = os.environ if env is None else env
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:
-        if "pam" in args_list:
-            return 0  # never fail a PAM stack, even when misconfigured
         return exc.code if isinstance(exc.code, int) else 2
-    if args.command == "pam":
-        return pam_step(environ, args.config, failure=args.failure, permission_check=permission_check, spawn=spawn)
     try:
         if args.command == "check" and args.file:
             config = load_config(args.file, permission_check=lambda _path, _st: None)

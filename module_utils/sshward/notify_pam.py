@@ -1,200 +1,239 @@
-"""The PAM entry of sshward-notify: capture one PAM call into the spool and return.
+"""The PAM capture of sshward-notify: what ``pam_exec`` writes in a login, and how it is read back.
 
-``pam_exec.so`` runs this inside every login (sshd's session stack), every sudo
-session and every failed sudo/su authentication, and the login waits for it. So
-it does as little as a Python program can: it keeps the PAM items the notifier
-uses and the facts only this moment knows (pam_exec's parent, i.e. the sshd
-process that logged ``Accepted ...``, and the time), writes them as one JSON
-file into ``SPOOL/incoming/`` (temp file in SPOOL, then ``rename``: a reader
-never sees half a file) and exits 0. No config, no network, no auth log, no
-child process, no shell.
+A login must not wait for the notifier, not even for a Python interpreter to
+start (10-15 ms). So the PAM step runs no sshward code at all::
 
-Delivery starts elsewhere: the systemd path unit ``sshward-notify-flush.path``
-starts ``sshward-notify flush`` when ``incoming/`` is not empty (its timer retries
-what is left). The deliverer (``notify.py``) turns a capture into an event with
-``event_from_pam`` (the one place the event schema lives) and sends it.
+    session optional pam_exec.so quiet type=open_session log=SPOOL/capture /usr/bin/env -0 SSHWARD_CAPTURE=session
 
-Imports: os, sys, time and the C half of the json module (``_json``, with the
-``json`` package as fallback). ``import json`` pulls in ``re`` and ``enum``,
-10-20 ms of a login on a small host; the output is the same JSON (unit-tested).
-Run it with ``python3 -IS``: isolated (no PYTHON* variables, user site or
-current directory: pam_exec passes the PAM environment) and without ``site``.
-Standard library only, Python 3.9 compatible, importable on its own (no
-relative imports) and as ``sshward.notify_pam``.
+``pam_exec`` opens ``SPOOL/capture`` (``O_APPEND``), writes a ``*** <ctime>``
+header line into it and runs coreutils' ``env``, which prints the environment
+pam_exec built: the PAM environment (sshd puts ``SSH_CONNECTION`` and
+``SSH_AUTH_INFO_0``, i.e. address, port, auth method and the public key, there),
+then the PAM items pam_exec adds (``PAM_USER``, ``PAM_RHOST``, ``PAM_TTY``,
+``PAM_SERVICE``, ``PAM_TYPE``, ``PAM_RUSER``), then our marker, which glibc's
+``putenv`` appends last. Every variable ends in a NUL byte, so no value can
+forge a record boundary: a value cannot hold NUL. About 2 ms, no interpreter,
+no shell, nothing parsed inside the login. The failure hook in the auth stack
+writes ``SSHWARD_CAPTURE=failure``.
+
+Delivery starts elsewhere: the path unit ``sshward-notify-flush.path`` starts
+``sshward-notify flush`` while ``SPOOL/capture`` exists. The deliverer moves the
+file into ``SPOOL/incoming/`` (a pam_exec child that opened it just before may
+still append: drained files are read from an offset kept in their name and only
+deleted once idle) and turns every complete record into an event
+(``notify.event_from_pam``).
+
+This module is the one place that knows the format: the PAM line (role,
+pyinfra deploy and verify use it) and the parser. Every byte in the file is
+hostile (user names, PAM_RHOST, the PAM environment); the parser bounds sizes
+and never trusts a value to delimit anything. Standard library only, Python 3.9
+compatible.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import ipaddress
+import re
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time: annotations only
-    from collections.abc import Callable, Mapping
-
-CAPTURE_VERSION = 1
+CAPTURE_FILE = "capture"
 INCOMING = "incoming"
 DEFAULT_SPOOL = "/var/spool/sshward/notify"
-#: The PAM items the notifier reads (PAM_RHOST may be a DNS name; every one is hostile).
+#: coreutils env: in every Debian/RHEL base system, at this path (merged /usr or not).
+ENV_PROGRAM = "/usr/bin/env"
+MARKER = "SSHWARD_CAPTURE"
+SESSION = "session"
+FAILURE = "failure"
+KINDS = (SESSION, FAILURE)
+#: The PAM items pam_exec exports (PAM_RHOST may be a DNS name; every one is hostile).
 PAM_KEYS = ("PAM_TYPE", "PAM_SERVICE", "PAM_USER", "PAM_RUSER", "PAM_RHOST", "PAM_TTY")
+#: The PAM environment variables sshd sets that the notifier reads.
+SSHD_KEYS = ("SSH_CONNECTION", "SSH_AUTH_INFO_0")
+KEPT_KEYS = frozenset(PAM_KEYS + SSHD_KEYS)
 PAM_VALUE_MAX = 512
-#: Beyond this many undelivered captures a login adds nothing more (the disk is not the
-#: attacker's to fill); the deliverer moves captures out of incoming/ at every run.
-MAX_INCOMING = 10000
+#: SSH_AUTH_INFO_0 holds whole public keys or certificates (one line per auth method).
+AUTH_INFO_MAX = 16384
+#: A record bigger than this is not something pam_exec and env produce: it is dropped.
+RECORD_MAX = 65536
+
+_SPOOL_DIR_RE = re.compile(r"/[A-Za-z0-9._/-]*")
+_CTIME_RE = re.compile(rb"[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})")
+_MONTH_NAMES = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+#: pam_exec's header line, ``*** `` and ctime(); group 1 is the ctime text.
+_HEADER_LINE_RE = re.compile(rb"\*\*\* ([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\n")
+_VARIABLE_RE = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*=")
+_MARKER_BYTES = MARKER.encode("ascii")
 
 
-def _encode_string_fallback(text: str) -> str:
-    import json
-
-    return json.dumps(text)
-
-
-try:
-    from _json import encode_basestring_ascii as _encode_string
-except ImportError:  # pragma: no cover - CPython always has it
-    _encode_string = _encode_string_fallback
+def check_spool_dir(path: str) -> str:
+    """``path`` if it can stand in a PAM line (absolute, no whitespace or PAM brackets), else ValueError."""
+    if not isinstance(path, str) or not _SPOOL_DIR_RE.fullmatch(path) or "/../" in path + "/" or len(path) > 200:
+        raise ValueError(
+            f"spool directory {path!r} must be an absolute path of letters, digits and . _ - / "
+            "(it is written into a PAM line, where whitespace and brackets split or end arguments)"
+        )
+    return path.rstrip("/") or "/"
 
 
-def to_json(value: object) -> str:
-    """``json.dumps`` for the capture's shapes (str, int, float, bool, None, flat dicts of them)."""
-    if isinstance(value, str):
-        return str(_encode_string(value))
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(to_json(str(k)) + ": " + to_json(v) for k, v in value.items()) + "}"
-    raise TypeError(f"cannot encode {type(value).__name__}")
+def capture_path(spool_dir: str) -> str:
+    return check_spool_dir(spool_dir).rstrip("/") + "/" + CAPTURE_FILE
 
 
-def wanted(pam_type: str, failure: bool) -> bool:
-    """Session hooks handle open_session only; the failure hook (auth stack) handles auth only."""
-    return pam_type == ("auth" if failure else "open_session")
+def capture_command(kind: str) -> list[str]:
+    """What pam_exec runs: ``env`` prints its environment, NUL-terminated, our marker last."""
+    if kind not in KINDS:
+        raise ValueError(f"capture kind must be one of {', '.join(KINDS)}")
+    return [ENV_PROGRAM, "-0", f"{MARKER}={kind}"]
 
 
-def _text(value: str | bytes) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value[:PAM_VALUE_MAX]
+def pam_exec_args(spool_dir: str, kind: str) -> str:
+    """``pam_exec.so``'s arguments: ``quiet type=T log=SPOOL/capture /usr/bin/env -0 SSHWARD_CAPTURE=kind``."""
+    pam_type = "open_session" if kind == SESSION else "auth"
+    return f"quiet type={pam_type} log={capture_path(spool_dir)} " + " ".join(capture_command(kind))
 
 
-def capture_record(
-    environ: Mapping[bytes, bytes] | Mapping[str, str],
-    *,
-    failure: bool,
-    ppid: int,
-    now: float,
-) -> dict[str, object] | None:
-    """The PAM items (raw, bounded) and the facts of this call, or None when the call is not ours."""
-    pam: dict[str, str] = {}
-    for raw_key, value in environ.items():
-        key = _text(raw_key)
-        if key in PAM_KEYS and value:
-            pam[key] = _text(value)
-    if not wanted(pam.get("PAM_TYPE", ""), failure):
+def session_line(spool_dir: str) -> str:
+    """The line for a session stack (sshd, sudo): open_session only."""
+    return "session optional pam_exec.so " + pam_exec_args(spool_dir, SESSION)
+
+
+#: Matches the session hook of this and of earlier versions (a Python entry point), so an
+#: upgrade replaces the line instead of adding a second one.
+SESSION_LINE_RE = re.compile(
+    r"^\s*session\s+\S+\s+pam_exec\.so\s.*(?:sshward-notify(?:-pam|\s+pam)|\s" + MARKER + "=" + SESSION + r")\s*$"
+)
+
+
+@dataclass
+class CaptureRecord:
+    """One PAM call as env printed it: the variables the notifier reads, last value winning."""
+
+    kind: str
+    env: dict[str, str] = field(default_factory=dict)
+    #: pam_exec's header time (local time, whole seconds), None if no header preceded it.
+    time: float | None = None
+    #: where the record ends in the scanned bytes (names the record's spool entry)
+    end: int = 0
+
+
+@dataclass
+class CaptureScan:
+    records: list[CaptureRecord]
+    #: bytes fully read: complete records (and dropped garbage) end here; the rest is still being written
+    consumed: int
+    #: records that cannot be trusted (interleaved writes, oversized, malformed): dropped, counted
+    garbled: int = 0
+
+
+def parse_ctime(text: bytes) -> float | None:
+    """pam_exec's ``ctime()`` header (``Sun Nov 22 12:10:50 2026``, local time) as a UNIX time."""
+    match = _CTIME_RE.fullmatch(text)
+    if not match:
         return None
-    return {"version": CAPTURE_VERSION, "failure": failure, "ppid": ppid, "time": now, "pam": pam}
+    month = _MONTHS.get(match.group(1))
+    if month is None:
+        return None
+    day, hour, minute, second, year = (int(g) for g in match.group(2, 3, 4, 5, 6))
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
 
 
-def write_capture(spool_dir: str, record: Mapping[str, object], *, now_ns: int | None = None) -> str:
-    """Write ``record`` into ``spool_dir/incoming/`` atomically (0600); return its path.
+def _text(value: bytes, limit: int) -> str:
+    return value[:limit].decode("utf-8", "replace")
 
-    The temp file lives in ``spool_dir`` itself, so ``incoming/`` only ever holds
-    complete captures (the path unit must not fire on a half-written file).
+
+def _skip_loader_lines(element: bytes) -> bytes:
+    """Drop the lines the dynamic loader may print between pam_exec's header and env's output."""
+    while not _VARIABLE_RE.match(element):
+        newline = element.find(b"\n")
+        if newline < 0:
+            break
+        element = element[newline + 1 :]
+    return element
+
+
+def scan_capture(data: bytes, *, final: bool = False) -> CaptureScan:
+    """The complete records in ``data`` (the capture file from some offset).
+
+    A record is pam_exec's ``*** ctime`` header line (the record's time), the
+    variables env printed, and our marker last. A header anywhere but before
+    a record's first variable means two writes interleaved (possible only for
+    a record over the 4 KiB env writes at once): the record it cut is dropped
+    as garbled rather than mixing two logins, and a new record starts at the
+    header. A record without the PAM items pam_exec always exports is garbled
+    too. With ``final`` the bytes after the last record are garbage as well
+    (the file is idle: nobody will finish them). Garbled records are counted
+    so the deliverer can still raise an alert for them.
     """
-    incoming = os.path.join(spool_dir, INCOMING)
-    try:
-        with os.scandir(incoming) as entries:
-            count = sum(1 for _ in zip(range(MAX_INCOMING), entries))
-    except FileNotFoundError:
-        os.makedirs(incoming, mode=0o700, exist_ok=True)
-        count = 0
-    if count >= MAX_INCOMING:
-        raise OSError(f"{incoming} holds {MAX_INCOMING} undelivered captures already")
-    stamp = time.time_ns() if now_ns is None else now_ns
-    name = f"{stamp:020d}-{os.getpid()}-{os.urandom(4).hex()}.json"
-    data = to_json(dict(record)).encode("ascii")
-    tmp = os.path.join(spool_dir, ".tmp-pam-" + name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.write(fd, data)  # a few hundred bytes: one write
-        finally:
-            os.close(fd)
-        # no fsync: it would put the disk's latency into the login; the rename is atomic
-        final = os.path.join(incoming, name)
-        os.rename(tmp, final)
-    except BaseException:
-        try:  # noqa: SIM105 - contextlib would cost start-up time in every login
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return final
-
-
-def capture(
-    environ: Mapping[bytes, bytes] | Mapping[str, str],
-    spool_dir: str,
-    *,
-    failure: bool = False,
-    ppid: int | None = None,
-    now: float | None = None,
-) -> str | None:
-    """Spool this PAM call if it is ours; the path of the capture, or None."""
-    record = capture_record(
-        environ,
-        failure=failure,
-        ppid=os.getppid() if ppid is None else ppid,
-        now=time.time() if now is None else now,
-    )
-    if record is None:
-        return None
-    return write_capture(spool_dir, record)
-
-
-def _log(message: str) -> None:
-    try:
-        import syslog
-
-        syslog.openlog("sshward-notify", syslog.LOG_PID, getattr(syslog, "LOG_AUTHPRIV", syslog.LOG_AUTH))
-        # the message may hold a hostile path or PAM value: one line, printable ASCII
-        safe = message.encode("ascii", "backslashreplace").decode("ascii")
-        syslog.syslog(syslog.LOG_WARNING, "pam capture: " + "".join(c if c >= " " else "?" for c in safe)[:500])
-    except Exception:
-        pass
-
-
-def main(
-    argv: list[str] | None = None,
-    environ: Mapping[bytes, bytes] | Mapping[str, str] | None = None,
-    log: Callable[[str], None] = _log,
-) -> int:
-    """``sshward-notify-pam [--spool DIR] [--failure]``. Always 0: a notifier never fails a PAM stack."""
-    try:
-        args = list(sys.argv[1:] if argv is None else argv)
-        env = os.environb if environ is None else environ
-        failure = False
-        spool_dir = DEFAULT_SPOOL
-        while args:
-            arg = args.pop(0)
-            if arg == "--failure":
-                failure = True
-            elif arg == "--spool" and args and os.path.isabs(args[0]):
-                spool_dir = args.pop(0)
+    records: list[CaptureRecord] = []
+    garbled = 0
+    pos = consumed = 0
+    record_time: float | None = None
+    current: dict[str, str] = {}
+    started = bad = False
+    record_start = 0
+    while True:
+        end = data.find(b"\0", pos)
+        if end < 0:
+            break
+        element = data[pos:end]
+        pos = end + 1
+        headers = list(_HEADER_LINE_RE.finditer(element))
+        if headers:
+            if started or headers[0].start() > 0:
+                garbled += 1  # the record before this header was cut short
+            current, bad = {}, False
+            started = True
+            record_time = parse_ctime(headers[-1].group(1))
+            element = _skip_loader_lines(element[headers[-1].end() :])
+        started = True
+        name, _sep, value = element.partition(b"=")
+        if not _VARIABLE_RE.match(element):
+            bad = True
+        elif name == _MARKER_BYTES:
+            kind = value.decode("ascii", "replace")
+            if bad or kind not in KINDS or not {"PAM_TYPE", "PAM_SERVICE"} <= current.keys():
+                garbled += 1
             else:
-                log(f"unknown argument {arg!r} ignored")
-        capture(env, spool_dir, failure=failure)
-    except Exception as exc:
-        log(f"{type(exc).__name__}: {exc}")
-    return 0
+                records.append(CaptureRecord(kind=kind, env=current, time=record_time, end=pos))
+            current, started, bad, record_start, record_time = {}, False, False, pos, None
+            consumed = pos
+            continue
+        else:
+            key = name.decode("ascii")
+            if key in KEPT_KEYS:
+                current[key] = _text(value, AUTH_INFO_MAX if key == "SSH_AUTH_INFO_0" else PAM_VALUE_MAX)
+        if pos - record_start > RECORD_MAX:
+            # no marker in sight: skip ahead so the file is never read from here again
+            garbled += 1
+            current, started, bad, record_start, record_time = {}, False, False, pos, None
+            consumed = pos
+    if final and consumed < len(data):
+        garbled += 1
+        consumed = len(data)
+    return CaptureScan(records=records, consumed=consumed, garbled=garbled)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def iter_auth_methods(auth_info: str) -> Iterator[tuple[str, str]]:
+    """``(method, detail)`` per line of sshd's SSH_AUTH_INFO_0 (``publickey ssh-ed25519 AAAA...``, ``password``)."""
+    for line in auth_info.splitlines():
+        method, _sep, detail = line.strip().partition(" ")
+        if method:
+            yield method, detail.strip()
+
+
+def connection_endpoints(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The client's address and port from sshd's SSH_CONNECTION (``addr port local_addr local_port``)."""
+    parts = env.get("SSH_CONNECTION", "").split(" ")
+    if len(parts) != 4 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536:
+        return None
+    try:
+        address = ipaddress.ip_address(parts[0])
+    except ValueError:
+        return None
+    return str(address), str(int(parts[1]))

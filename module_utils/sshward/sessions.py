@@ -67,6 +67,9 @@ class Process:
     cmdline: list[str] = field(default_factory=list)
     exe: str = ""
     exe_deleted: bool = False
+    #: /proc/PID/exe of another user's process needs CAP_SYS_PTRACE, which docker and some
+    #: VPS containers withhold even from root: then nobody can tell where it runs from
+    exe_unreadable: bool = False
     cwd: str = ""
     tty: str = ""
     start_time: float = 0.0
@@ -218,8 +221,10 @@ def read_process(pid: int, proc: str = "/proc", btime: float | None = None, tick
             p.exe_deleted = True
             exe = exe[: -len(" (deleted)")]
         p.exe = exe
+    except PermissionError:
+        p.exe_unreadable = True
     except OSError:
-        pass
+        pass  # kernel threads have none; a process that just exited
     with contextlib.suppress(OSError):
         p.cwd = os.readlink(f"{base}/cwd")
     try:
@@ -461,26 +466,6 @@ def find_sessions(
             )
         )
     return sessions
-
-
-def parse_networks(values: Iterable[str]) -> list[Network]:
-    nets = []
-    for v in values:
-        try:
-            nets.append(ipaddress.ip_network(str(v).strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an address or network (e.g. 203.0.113.7 or 203.0.113.0/24)") from exc
-    return nets
-
-
-def address_in(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip.version == n.version and ip in n for n in networks)
 
 
 @dataclass

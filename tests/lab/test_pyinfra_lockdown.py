@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sshward import notify_pam
 from tests.conftest import ROOT, run
 from tests.lab.harden_lab import LabHandle
 
@@ -228,9 +229,28 @@ def notified(lab):
 
 def test_notify_hook_before_pam_env(notified, lab):
     lines = [ln.strip() for ln in lab.exec("target", "cat", "/etc/pam.d/sshd").stdout.splitlines()]
-    hook = "session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify pam"
+    hook = notify_pam.session_line(notify_pam.DEFAULT_SPOOL)
     assert lines.count(hook) == 1
     assert lines[lines.index(hook) + 1].split()[:3] == ["session", "required", "pam_env.so"]
+
+
+def test_notify_login_is_captured_and_spooled(notified, lab):
+    # the deploy's path unit starts the deliverer; the lab channel (port 9) refuses, so the
+    # login waits in the spool, with what sshd itself set in the PAM environment
+    login = lab.ssh("target", "admin", "echo SSH_CLIENT=$SSH_CLIENT")
+    assert login.returncode == 0, login.stderr
+    port = next(x for x in login.stdout.splitlines() if x.startswith("SSH_CLIENT=")).split()[1]
+    dump = (
+        "import glob, json; print(json.dumps([json.load(open(f))"
+        " for f in glob.glob('/var/spool/sshward/notify/*.json')]))"
+    )
+    deadline = time.monotonic() + 120
+    logins: list[dict] = []
+    while time.monotonic() < deadline and not logins:
+        entries = json.loads(lab.exec("target", "python3", "-c", dump).stdout)
+        logins = [e["event"]["fields"] for e in entries if e["event"]["fields"].get("port") == port]
+        time.sleep(2)
+    assert [(f["user"], f["method"], f["service"]) for f in logins] == [("admin", "publickey", "sshd")]
 
 
 def test_notify_config_root_only_and_valid(notified, lab):

@@ -73,13 +73,13 @@ FW_IPTABLES = [
     ("SSHW-FW-021", "systemctl disable sshward-firewall", "systemctl enable sshward-firewall", "is_enabled"),
 ]  # fmt: skip
 NOTIFY = [
-    ("SSHW-NOTIFY-001", "sed -i '/sshward-notify/d' /etc/pam.d/sshd", "cp -p /root/sshd /etc/pam.d/sshd", "[]"),
+    ("SSHW-NOTIFY-001", "sed -i '/SSHWARD_CAPTURE/d' /etc/pam.d/sshd", "cp -p /root/sshd /etc/pam.d/sshd", "[]"),
     # the hook moved below pam_env (which reads ~/.pam_environment)
-    ("SSHW-NOTIFY-002", "grep sshward-notify /etc/pam.d/sshd > /root/hook && sed -i '/sshward-notify/d' "
+    ("SSHW-NOTIFY-002", "grep SSHWARD_CAPTURE /etc/pam.d/sshd > /root/hook && sed -i '/SSHWARD_CAPTURE/d' "
      "/etc/pam.d/sshd && cat /root/hook >> /etc/pam.d/sshd", "cp -p /root/sshd /etc/pam.d/sshd", "hook < i"),
     ("SSHW-NOTIFY-003", "echo 'UsePAM no' > /etc/ssh/sshd_config.d/00-break.conf",
      "rm -f /etc/ssh/sshd_config.d/00-break.conf", "usepam yes"),
-    ("SSHW-NOTIFY-004", "sed -i '/sshward-notify/d' /etc/pam.d/common-auth",
+    ("SSHW-NOTIFY-004", "sed -i '/SSHWARD_CAPTURE/d' /etc/pam.d/common-auth",
      "cp -p /root/common-auth /etc/pam.d/common-auth", "len"),
     ("SSHW-NOTIFY-005", f"chmod 0644 {CONFIG}", f"chmod 0600 {CONFIG}", "0o644"),
     ("SSHW-NOTIFY-006", _channels([]), f"cp -p /root/notify.json {CONFIG}", "False"),

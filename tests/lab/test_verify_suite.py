@@ -38,8 +38,16 @@ FRESH_FAILS = {
 # Families whose every control is broken once below. The rate-limit (SSHW-FW), notification
 # (SSHW-NOTIFY) and ban (SSHW-BAN) controls need their roles applied: test_verify_breaks_services.py
 # breaks each of them.
-BREAK_FAMILIES = ("SSHW-SSHD-", "SSHW-SVC-", "SSHW-HOSTKEY-", "SSHW-MODULI-", "SSHW-FILE-", "SSHW-KEYS-",
-                  "SSHW-MATCH-", "SSHW-INTEG-")
+BREAK_FAMILIES = (
+    "SSHW-SSHD-",
+    "SSHW-SVC-",
+    "SSHW-HOSTKEY-",
+    "SSHW-MODULI-",
+    "SSHW-FILE-",
+    "SSHW-KEYS-",
+    "SSHW-MATCH-",
+    "SSHW-INTEG-",
+)
 
 # (control, what breaks it, text the failure must show). A drop-in read before the hardened main file
 # breaks the sshd keywords; policy overrides (BREAK_POLICY) break the ones the default policy leaves unset.
@@ -161,13 +169,14 @@ class Suite:
 
 
 def by_control(cases: dict, host_id: str) -> dict[str, str]:
-    """{control: outcome} for the host (failed if any of the control's checks failed)."""
-    out: dict[str, str] = {}
+    """{control: outcome} for the host: failed (or error) if any of its checks was, else passed if any
+    passed (an IPv6 check skipped beside a passing IPv4 one), else skipped."""
+    outcomes: dict[str, set[str]] = {}
     for name, case in cases.items():
         if host_id in name and case["control"]:
-            previous = out.get(case["control"])
-            out[case["control"]] = "failed" if "failed" in (previous, case["outcome"]) else case["outcome"]
-    return out
+            outcomes.setdefault(case["control"], set()).add(case["outcome"])
+    order = ("failed", "error", "passed", "skipped")
+    return {c: next(o for o in order if o in seen) for c, seen in outcomes.items()}
 
 
 def messages(cases: dict, host_id: str, control: str) -> str:

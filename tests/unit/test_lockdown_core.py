@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sshward import evidence, quarantine, sessions
+from sshward import evidence, netaddr, quarantine, sessions
 
 ED25519 = (Path(__file__).parents[1] / "fixtures/keys/ed25519.pub").read_text().strip()
 
@@ -136,7 +136,7 @@ def test_intruder_keys_from_accepted_logins() -> None:
         {"method": "publickey", "fingerprint": "SHA256:b", "address": "203.0.113.7", "user": "admin"},
         {"method": "password", "fingerprint": None, "address": "198.51.100.9", "user": "deploy"},
     ]
-    keys = evidence.intruder_keys(accepted, ["198.51.100.9"], sessions.parse_networks(["203.0.113.7"]))
+    keys = evidence.intruder_keys(accepted, ["198.51.100.9"], netaddr.parse_networks(["203.0.113.7"], "admin_networks"))
     assert [(k["fingerprint"], k["logins"][0]["line"], k["shared_with_admin"]) for k in keys] == [
         ("SHA256:a", 3, False)
     ]

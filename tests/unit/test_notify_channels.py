@@ -43,6 +43,7 @@ from tests.unit.notify_servers import (
     smtp_server,
     write_config,
 )
+from tests.unit.pam_capture import pam_exec_capture, sshd_env
 
 MAIL_HEADERS = {
     "subject", "from", "to", "date", "message-id", "x-sshward-kind",
@@ -99,16 +100,14 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
                      for f in ("json", "slack", "ntfy")]  # fmt: skip
         cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, channels))
         config = notify.load_config(str(cfg))
-        config.channels.append(
-            SyslogChannel("syslog", {}, 5.0, syslog_func=lambda p, m: lines.append((p, m)))
-        )
-        env = {"PAM_TYPE": "open_session", "PAM_USER": value, "PAM_RHOST": value, "PAM_TTY": value,
-               "PAM_SERVICE": "sshd"}  # fmt: skip
-        assert notify.pam_step(env, str(cfg), spawn=lambda c: None, ppid=4242) == 0
+        config.channels.append(SyslogChannel("syslog", {}, 5.0, syslog_func=lambda p, m: lines.append((p, m))))
+        # a PAM item is a C string, it cannot hold NUL: the login carries the value without them
+        in_pam = value.replace("\x00", "")
+        pam_exec_capture(tmp_path / "spool", sshd_env(user=in_pam, rhost=in_pam, PAM_TTY=in_pam))
         notify.emit(notify.make_event("ban", {"address": value, "reason": value}), config=config, spawn=None)
-        report = notify.deliver_pending(config, authlog=lambda pid: [])
+        report = notify.deliver_pending(config, authlog=lambda around: [])
         yield {
-            "value": value,
+            "value": in_pam,
             "pwned": pwned,
             "sink": sink,
             "requests": {name: [r for r in web.sink.requests if r["path"] == "/" + name]
@@ -247,27 +246,19 @@ def secret_channels(smtp_port: int, web_port: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("secret", SECRETS)
-def test_test_command_never_prints_secrets(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: str
-) -> None:
+def test_test_command_never_prints_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: str) -> None:
     with http_server() as web:
         web.sink.status = 401
-        cfg = write_config(
-            tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port))
-        )
+        cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port)))
         rc = notify.main(["--config", str(cfg), "test"])
     captured = capsys.readouterr()
     assert (rc, secret in captured.out + captured.err) == (1, False)
 
 
-def test_test_command_reports_failures_per_channel(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_test_command_reports_failures_per_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with http_server() as web:
         web.sink.status = 401
-        cfg = write_config(
-            tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port))
-        )
+        cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port)))
         notify.main(["--config", str(cfg), "test"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.rsplit("  [", 1)[0] for line in lines] == [
@@ -294,13 +285,11 @@ def test_description_keeps_what_helps(tmp_path: Path) -> None:
 def test_delivery_log_never_holds_secrets(tmp_path: Path, secret: str) -> None:
     with http_server() as web:
         web.sink.status = 500
-        cfg = write_config(
-            tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port))
-        )
+        cfg = write_config(tmp_path / "notify.json", base_config(tmp_path, secret_channels(free_port(), web.port)))
         config = notify.load_config(str(cfg))
         notify.emit(notify.make_event("lockdown", {"reason": "test"}), config=config, spawn=None)
         logged: list[str] = []
-        report = notify.deliver_pending(config, authlog=lambda pid: [], log=logged.append)
+        report = notify.deliver_pending(config, authlog=lambda around: [], log=logged.append)
     assert (sorted(report.failed), any(secret in m for m in logged + list(report.failed.values()))) == (
         ["smtp", "webhook"], False)  # fmt: skip
 
@@ -386,9 +375,7 @@ def tls_smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[MailSink, int, in
     sink = MailSink()
     tls_port, starttls_port = free_port(), free_port()
     implicit = Controller(sink, hostname="127.0.0.1", port=tls_port, ssl_context=context)
-    starttls = Controller(
-        sink, hostname="127.0.0.1", port=starttls_port, tls_context=context, require_starttls=True
-    )
+    starttls = Controller(sink, hostname="127.0.0.1", port=starttls_port, tls_context=context, require_starttls=True)
     implicit.start()
     starttls.start()
     try:
@@ -399,9 +386,7 @@ def tls_smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[MailSink, int, in
 
 
 @pytest.mark.parametrize("mode", ["tls", "starttls"])
-def test_smtp_tls_with_ca_file(
-    tls_smtp: tuple[MailSink, int, int], certificate: tuple[Path, Path], mode: str
-) -> None:
+def test_smtp_tls_with_ca_file(tls_smtp: tuple[MailSink, int, int], certificate: tuple[Path, Path], mode: str) -> None:
     sink, tls_port, starttls_port = tls_smtp
     opts = {"host": "127.0.0.1", "port": tls_port if mode == "tls" else starttls_port, "tls": mode,
             "from": "a@b.example", "to": ["c@d.example"], "ca_file": str(certificate[0])}  # fmt: skip

@@ -1,111 +1,200 @@
-"""sshward.notify_pam: the minimal PAM entry (capture only, cheap imports, hostile input, never fails)."""
+"""sshward.notify_pam: the PAM line (no interpreter in a login) and the parser of what it writes.
+
+The records are written by the real coreutils ``env``, as pam_exec runs it (tests/unit/pam_capture.py).
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import re
+import time
 from pathlib import Path
 
 import pytest
 
-from sshward import notify, notify_pam
+from sshward import notify_pam
+from sshward.notify_pam import scan_capture
+from tests.unit.pam_capture import pam_exec_capture, sshd_env
 
-PACKAGE_DIR = Path(notify_pam.__file__).resolve().parent
 HOSTILE = [
     "$(touch /tmp/pwned)",
     "alice from 6.6.6.6 port 22 ssh2",
     'quote" back\\slash',
     "line\nbreak\r\nBcc: x@y",
-    "nul\x00 bell\x07 del\x7f",
+    "bell\x07 del\x7f",
     "bidi \u202e override \u2028 sep",
     "snow \u2603 astral \U0001f600",
-    "",
+    "x\n*** Mon Jan  1 00:00:00 2024 PAM_USER=root",
+    "SSHWARD_CAPTURE=failure",
+    "=",
 ]
 
 
-@pytest.mark.parametrize("text", HOSTILE)
-def test_to_json_matches_the_json_module(text: str) -> None:
-    record = {"pam": {"PAM_USER": text}, "ppid": 7, "time": 1.5, "failure": True, "none": None}
-    assert (notify_pam.to_json(record), json.loads(notify_pam.to_json(record))) == (json.dumps(record), record)
+def test_session_line_runs_env_into_the_spool() -> None:
+    assert notify_pam.session_line("/var/spool/sshward/notify") == (
+        "session optional pam_exec.so quiet type=open_session log=/var/spool/sshward/notify/capture"
+        " /usr/bin/env -0 SSHWARD_CAPTURE=session"
+    )
 
 
-def env(**items: str) -> dict[str, str]:
-    base = {"PAM_TYPE": "open_session", "PAM_SERVICE": "sshd", "PAM_USER": "alice", "PAM_RHOST": "203.0.113.5"}
-    base.update(items)
-    return base
+def test_failure_hook_runs_in_the_auth_stack() -> None:
+    assert notify_pam.pam_exec_args("/srv/spool/", "failure") == (
+        "quiet type=auth log=/srv/spool/capture /usr/bin/env -0 SSHWARD_CAPTURE=failure"
+    )
 
 
-def captures(spool: Path) -> list[Path]:
-    incoming = spool / "incoming"
-    return sorted(incoming.iterdir()) if incoming.exists() else []
+@pytest.mark.parametrize("bad", ["spool", "/a b", "/a]b", "/a[b", "/x/../y", "/tab\there", "", "/x\n"])
+def test_spool_dir_that_would_break_the_pam_line_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="spool directory .* absolute path"):
+        notify_pam.session_line(bad)
 
 
-@pytest.mark.parametrize(("pam_type", "failure"), [("close_session", False), ("auth", False), ("open_session", True)])
-def test_other_pam_calls_write_nothing(tmp_path: Path, pam_type: str, failure: bool) -> None:
-    path = notify_pam.capture(env(PAM_TYPE=pam_type), str(tmp_path), failure=failure, ppid=1)
-    assert (path, captures(tmp_path)) == (None, [])
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="capture kind must be one of session, failure"):
+        notify_pam.capture_command("login")
 
 
-def test_failure_capture_is_marked(tmp_path: Path) -> None:
-    notify_pam.capture(env(PAM_TYPE="auth", PAM_SERVICE="su", PAM_RUSER="alice"), str(tmp_path), failure=True, ppid=9)
-    event = notify.event_from_capture(json.loads(captures(tmp_path)[0].read_text()), host="h")
-    assert event is not None and (event.kind, event.fields["ruser"]) == ("su_failure", "alice")
+@pytest.mark.parametrize(
+    ("line", "ours"),
+    [
+        (notify_pam.session_line("/var/spool/sshward/notify"), True),
+        ("session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify-pam", True),
+        ("session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify pam", True),
+        ("session optional pam_exec.so quiet /usr/local/bin/other-hook", False),
+        ("session optional pam_exec.so /usr/bin/env -0 SSHWARD_CAPTURE=failure", False),
+        ("# session optional pam_exec.so /usr/local/sbin/sshward-notify-pam", False),
+    ],
+)
+def test_session_line_pattern_finds_this_and_earlier_hooks(line: str, ours: bool) -> None:
+    assert bool(notify_pam.SESSION_LINE_RE.match(line)) is ours
 
 
-def test_hostile_bytes_stay_data(tmp_path: Path) -> None:
-    environ = {
-        b"PAM_TYPE": b"open_session",
-        b"PAM_SERVICE": b"sshd",
-        b"PAM_USER": b"$(touch /tmp/pwned)\n\xff\xfe",
-        b"PAM_RHOST": b"x" * 5000,
-        b"LD_PRELOAD": b"/tmp/evil.so",
-    }
-    notify_pam.capture(environ, str(tmp_path), ppid=1)
-    record = json.loads(captures(tmp_path)[0].read_bytes().decode("ascii"))
-    assert (record["pam"]["PAM_USER"], len(record["pam"]["PAM_RHOST"]), "LD_PRELOAD" in json.dumps(record)) == (
-        "$(touch /tmp/pwned)\n\ufffd\ufffd",
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_come_back_exactly_and_delimit_nothing(tmp_path: Path, value: str) -> None:
+    env = sshd_env(user=value, rhost=value, PAM_TTY=value)
+    pam_exec_capture(tmp_path, env)
+    pam_exec_capture(tmp_path, sshd_env(user="bob"))
+    data = (tmp_path / "capture").read_bytes()
+    scan = scan_capture(data)
+    assert [(r.kind, r.env["PAM_USER"], r.env["PAM_RHOST"], r.env["PAM_TTY"]) for r in scan.records] == [
+        ("session", value, value, value),
+        ("session", "bob", "203.0.113.5", "ssh"),
+    ]
+    assert (scan.consumed, scan.garbled) == (len(data), 0)
+
+
+@pytest.mark.parametrize("field", ["PAM_USER", "PAM_RHOST", "PAM_TTY", "PAM_RUSER"])
+def test_a_value_holding_a_header_line_forges_no_record(tmp_path: Path, field: str) -> None:
+    # the record is dropped as torn (the deliverer alerts on garbled records), nothing is forged
+    fake = "x\n*** Mon Jan  1 00:00:00 2024\nPAM_USER=root\nPAM_SERVICE=sshd"
+    pam_exec_capture(tmp_path, sshd_env(**{field: fake}))
+    pam_exec_capture(tmp_path, sshd_env(user="bob"))
+    scan = scan_capture((tmp_path / "capture").read_bytes())
+    assert ([r.env["PAM_USER"] for r in scan.records], scan.garbled >= 1) == (["bob"], True)
+
+
+def test_only_the_variables_the_notifier_reads_are_kept(tmp_path: Path) -> None:
+    pam_exec_capture(tmp_path, sshd_env(PAM_AUTHTOK="never-kept", LANG="C", MOTD_SHOWN="pam"))
+    (record,) = scan_capture((tmp_path / "capture").read_bytes()).records
+    assert sorted(record.env) == sorted(notify_pam.KEPT_KEYS - {"PAM_RUSER"})
+
+
+def test_values_are_bounded(tmp_path: Path) -> None:
+    long_key = "publickey ssh-rsa " + "A" * 20000
+    pam_exec_capture(tmp_path, sshd_env(user="u" * 5000, auth_info=long_key))
+    (record,) = scan_capture((tmp_path / "capture").read_bytes()).records
+    assert (len(record.env["PAM_USER"]), len(record.env["SSH_AUTH_INFO_0"])) == (
         notify_pam.PAM_VALUE_MAX,
-        False,
+        notify_pam.AUTH_INFO_MAX,
     )
 
 
-def test_incoming_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notify_pam, "MAX_INCOMING", 2)
-    logged: list[str] = []
-    results = [notify_pam.main(["--spool", str(tmp_path)], env(), log=logged.append) for _ in range(3)]
-    assert (results, len(captures(tmp_path)), len(logged)) == ([0, 0, 0], 2, 1)
+def test_header_time_is_the_records_time(tmp_path: Path) -> None:
+    when = 1_795_000_000.0
+    pam_exec_capture(tmp_path, sshd_env(), when=when)
+    (record,) = scan_capture((tmp_path / "capture").read_bytes()).records
+    assert record.time == when
 
 
-def test_main_never_fails(tmp_path: Path) -> None:
-    blocked = tmp_path / "file-not-dir"
-    blocked.write_text("")
-    logged: list[str] = []
-    rc = notify_pam.main(["--spool", str(blocked), "--bogus"], env(), log=logged.append)
-    assert (rc, len(logged)) == (0, 2)
+def test_a_record_still_being_written_is_left_for_later(tmp_path: Path) -> None:
+    pam_exec_capture(tmp_path, sshd_env(user="first"))
+    complete = (tmp_path / "capture").read_bytes()
+    partial = complete + b"*** Sun Nov 22 12:10:50 2026\nSSH_CONNECTION=203.0.113.9 1 192.0.2.1 22\0PAM_US"
+    scan = scan_capture(partial)
+    final = scan_capture(partial, final=True)
+    assert ([r.env["PAM_USER"] for r in scan.records], scan.consumed, scan.garbled) == (["first"], len(complete), 0)
+    assert (len(final.records), final.consumed, final.garbled) == (1, len(partial), 1)
 
 
-def test_entry_imports_nothing_heavy(tmp_path: Path) -> None:
-    """What pam_exec runs: python3 -IS, the module imported by its own directory."""
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules); import notify_pam;"
-        " sys.exit(notify_pam.main(sys.argv[2:]) or print(' '.join(sorted(set(sys.modules) - before))))"
+def test_interleaved_writes_drop_the_mixed_record_not_the_other(tmp_path: Path) -> None:
+    # a record over env's 4 KiB buffer reaches the file in two writes; another login's record
+    # landing between them must not be mixed with it: the torn record is dropped, the other kept
+    pam_exec_capture(tmp_path / "a", sshd_env(user="big", auth_info="publickey ssh-rsa " + "A" * 6000))
+    pam_exec_capture(tmp_path / "b", sshd_env(user="small"))
+    big, small = (tmp_path / "a" / "capture").read_bytes(), (tmp_path / "b" / "capture").read_bytes()
+    torn = data = big[:4096] + small + big[4096:]
+    scan = scan_capture(data)
+    assert ([r.env["PAM_USER"] for r in scan.records], scan.garbled, scan.consumed) == (["small"], 2, len(torn))
+
+
+def test_loader_complaints_before_the_output_are_skipped(tmp_path: Path) -> None:
+    pam_exec_capture(tmp_path, sshd_env(user="alice", LD_PRELOAD="/nonexistent/x.so"))
+    data = (tmp_path / "capture").read_bytes()
+    (record,) = scan_capture(data).records
+    assert (b"LD_PRELOAD cannot be preloaded" in data, record.env["SSH_CONNECTION"], record.env["PAM_USER"]) == (
+        True,
+        "203.0.113.5 50022 192.0.2.1 22",
+        "alice",
     )
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code, str(PACKAGE_DIR), "--spool", str(tmp_path)],
-        env={"PAM_TYPE": "open_session", "PAM_SERVICE": "sshd", "PAM_USER": "alice", "PYTHONPATH": "/nonexistent"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+
+
+def test_a_runaway_record_is_skipped(tmp_path: Path) -> None:
+    junk = b"".join(b"X%d=%s\0" % (i, b"v" * 1000) for i in range(80))
+    pam_exec_capture(tmp_path, sshd_env(user="after"))
+    scan = scan_capture(junk + (tmp_path / "capture").read_bytes())
+    assert ([r.env["PAM_USER"] for r in scan.records], scan.garbled >= 1) == (["after"], True)
+
+
+def test_pam_environment_cannot_override_pam_exec_items() -> None:
+    # pam_exec appends its PAM items after the PAM environment (see the lab capture in the module
+    # docstring): a PAM environment variable of the same name comes first, pam_exec's value wins
+    data = (
+        b"*** Sun Nov 22 12:10:50 2026\nPAM_USER=forged\0"
+        b"PAM_SERVICE=sshd\0PAM_USER=real\0PAM_TYPE=open_session\0SSHWARD_CAPTURE=session\0"
     )
-    imported = set(proc.stdout.split())
-    heavy = {"json", "re", "enum", "typing", "socket", "subprocess", "email", "ssl", "sshward", "contextlib"}
-    assert (proc.returncode, imported & heavy, len(captures(tmp_path))) == (0, set(), 1)
+    (record,) = scan_capture(data).records
+    assert record.env["PAM_USER"] == "real"
 
 
-def test_capture_names_sort_by_time(tmp_path: Path) -> None:
-    first = notify_pam.write_capture(str(tmp_path), {"version": 1}, now_ns=5)
-    second = notify_pam.write_capture(str(tmp_path), {"version": 1}, now_ns=40)
-    assert [p.name for p in captures(tmp_path)] == [os.path.basename(first), os.path.basename(second)]
+def test_parse_ctime_matches_time_ctime() -> None:
+    now = int(time.time())
+    assert notify_pam.parse_ctime(time.ctime(now).encode()) == now
+    assert notify_pam.parse_ctime(b"Sun Foo 22 12:10:50 2026") is None
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        ("203.0.113.5 50022 192.0.2.1 22", ("203.0.113.5", "50022")),
+        ("2001:db8::5 4242 2001:db8::1 22", ("2001:db8::5", "4242")),
+        ("6.6.6.6 1 x", None),
+        ("attacker.example 22 192.0.2.1 22", None),
+        ("203.0.113.5 0 192.0.2.1 22", None),
+        ("203.0.113.5 99999 192.0.2.1 22", None),
+        ("", None),
+    ],
+)
+def test_connection_endpoints_are_validated(connection: str, expected: tuple[str, str] | None) -> None:
+    assert notify_pam.connection_endpoints({"SSH_CONNECTION": connection}) == expected
+
+
+def test_auth_methods_one_per_line() -> None:
+    info = "publickey ssh-ed25519 AAAAC3Nz\nkeyboard-interactive/pam\n\n"
+    assert list(notify_pam.iter_auth_methods(info)) == [
+        ("publickey", "ssh-ed25519 AAAAC3Nz"),
+        ("keyboard-interactive/pam", ""),
+    ]
+
+
+def test_the_module_needs_no_interpreter_in_the_login() -> None:
+    line = notify_pam.session_line(notify_pam.DEFAULT_SPOOL)
+    assert re.search(r"python|sshward-notify|/bin/sh", line) is None

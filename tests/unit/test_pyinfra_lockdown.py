@@ -22,7 +22,7 @@ from pyinfra.api import FunctionCommand, OperationError, StringCommand
 from deploys import hostcore
 from deploys import lockdown_operations as lops
 from sshward import lockdown as core
-from sshward import sessions
+from sshward import netaddr, sessions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,7 +205,8 @@ def test_as_network(address, network):
 
 
 def test_hostcore_ships_only_what_the_module_imports():
-    assert hostcore._needs("lockdown") == {"lockdown", "evidence", "quarantine", "sessions", "authlog", "keys"}
+    needed = {"lockdown", "evidence", "quarantine", "sessions", "authlog", "keys", "netaddr"}
+    assert hostcore._needs("lockdown") == needed
 
 
 def test_hostcore_command_runs_the_core_and_answers_json(tmp_path):
@@ -238,7 +239,7 @@ def _session(pid: int, address: str) -> sessions.Session:
 
 
 def test_select_sessions_keeps_admin_and_own_connection():
-    admin = sessions.parse_networks(["192.0.2.0/24"])
+    admin = netaddr.parse_networks(["192.0.2.0/24"], "admin_networks")
     listed = [_session(1, "192.0.2.5"), _session(2, "198.51.100.9"), _session(3, "198.51.100.7")]
     kill, kept = core.select_sessions(listed, admin, protected=[2])
     assert [s.pid for s in kill] == [3]
@@ -246,8 +247,8 @@ def test_select_sessions_keeps_admin_and_own_connection():
 
 
 def test_select_sessions_only_the_selected_addresses():
-    admin = sessions.parse_networks(["192.0.2.0/24"])
-    only = sessions.parse_networks(["198.51.100.7"])
+    admin = netaddr.parse_networks(["192.0.2.0/24"], "admin_networks")
+    only = netaddr.parse_networks(["198.51.100.7"], "admin_networks")
     kill, kept = core.select_sessions([_session(2, "198.51.100.9"), _session(3, "198.51.100.7")], admin, [], only)
     assert [s.pid for s in kill] == [3] and kept[0]["why"] == "not selected"
 

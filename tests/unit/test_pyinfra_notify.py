@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 from pyinfra.api import OperationError, StringCommand
 
 from deploys import notify
+from sshward import notify_pam
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_PAM_SSHD = """@include common-auth
@@ -27,7 +29,9 @@ session    required     pam_env.so # [1]
 session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale
 @include common-password
 """
-LINE = "session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify pam"
+SPOOL = "/var/spool/sshward/notify"
+LINE = notify_pam.session_line(SPOOL)
+REGEXP = notify_pam.SESSION_LINE_RE.pattern
 
 
 class FakeHost:
@@ -46,7 +50,9 @@ class FakeHost:
 
 def run(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes], **kwargs: Any) -> tuple[list[str], FakeHost]:
     fake = FakeHost({"FileContents": files})
+    fake.data = {"ssh_notify_spool_dir": SPOOL}  # type: ignore[attr-defined]
     monkeypatch.setattr(notify, "host", fake)
+    monkeypatch.setattr("deploys.harden.host", fake)
     return [str(StringCommand(c)) for c in notify.pam_session_hook._inner(**kwargs)], fake
 
 
@@ -56,13 +62,45 @@ def written(command: str) -> str:
     return base64.b64decode(match.group(1)).decode()
 
 
-def test_the_pam_line_is_the_self_contained_door():
-    assert notify.role_vars()["_ssh_notify_session_line"] == LINE
+def render_role_var(name: str, **values: str) -> str:
+    """A templated value of roles/ssh_notify/vars/main.yml, rendered like Ansible (nested vars first)."""
+    raw = dict(notify.role_vars())
+    text = raw[name]
+    while "{{" in text:
+        text = jinja2.Template(text, undefined=jinja2.StrictUndefined).render(**raw, **values)
+    return text
 
 
-@pytest.mark.parametrize("line", [LINE, LINE.replace("sshward-notify pam", "sshward-notify-pam")])
-def test_the_roles_regexp_matches_both_hook_lines(line):
+def test_the_roles_pam_lines_are_the_cores():
+    assert (
+        render_role_var("_ssh_notify_session_line", ssh_notify_spool_dir=SPOOL),
+        render_role_var("_ssh_notify_failure_args", ssh_notify_spool_dir=SPOOL),
+        notify.role_vars()["_ssh_notify_session_regexp"],
+    ) == (LINE, notify_pam.pam_exec_args(SPOOL, "failure"), REGEXP)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        LINE,
+        "session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify pam",
+        "session optional pam_exec.so quiet type=open_session /usr/local/sbin/sshward-notify-pam",
+    ],
+)
+def test_the_roles_regexp_matches_this_and_earlier_hook_lines(line):
     assert re.match(notify.role_vars()["_ssh_notify_session_regexp"], line)
+
+
+def test_flush_units_are_the_roles_templates():
+    units = notify.flush_units(SPOOL, "/etc/sshward/notify.json", "5min")
+    assert (sorted(units), f"PathExists={SPOOL}/capture" in units["sshward-notify-flush.path"]) == (
+        ["sshward-notify-flush.path", "sshward-notify-flush.service", "sshward-notify-flush.timer"],
+        True,
+    )
+    assert (
+        "ExecStart=/usr/local/sbin/sshward-notify --config /etc/sshward/notify.json flush"
+        in (units["sshward-notify-flush.service"])
+    )
 
 
 def test_hook_goes_before_the_first_session_pam_env_line(monkeypatch):
@@ -73,13 +111,13 @@ def test_hook_goes_before_the_first_session_pam_env_line(monkeypatch):
 
 
 def test_hook_in_place_is_a_noop(monkeypatch):
-    hooked = notify.with_hook(DEBIAN_PAM_SSHD, LINE, notify.role_vars()["_ssh_notify_session_regexp"], True)
+    hooked = notify.with_hook(DEBIAN_PAM_SSHD, LINE, REGEXP, True)
     commands, fake = run(monkeypatch, {"/etc/pam.d/sshd": hooked.encode()})
     assert commands == [] and fake.noops == ["/etc/pam.d/sshd: the notifier hook is in place"]
 
 
 def test_hook_removed_when_disabled(monkeypatch):
-    hooked = notify.with_hook(DEBIAN_PAM_SSHD, LINE, notify.role_vars()["_ssh_notify_session_regexp"], True)
+    hooked = notify.with_hook(DEBIAN_PAM_SSHD, LINE, REGEXP, True)
     commands, _ = run(monkeypatch, {"/etc/pam.d/sshd": hooked.encode()}, present=False)
     assert written(commands[0]) == DEBIAN_PAM_SSHD
 
