@@ -228,8 +228,10 @@ class AuthLogError(Exception):
 # of their message's first word (``_sshd_line_rx``): the syslog header and the rows starting with
 # that word. Every other line goes through ``_HEAD_RX`` (timestamp, host, program, pid), which also
 # decides what a line is when it is not an event (another program's, a pid-less forgery), and
-# then ``_MSG_RX``, every row, from the end of the header (``match(line, pos)``, no copy). Journal
-# records get the header's facts from journald's trusted fields and go through ``_MSG_RX``.
+# then through a message regex from the end of the header (``match(line, pos)``, no copy): for
+# sshd the rows of the message's first word (``_sshd_message_rx``), for other programs every row
+# (``_all_rows_rx``). Journal records get the header's facts from journald's trusted fields and go
+# through the same message regexes.
 #
 # Words: every sshd alternative starts with a fixed word (its ``starts``, declared in the table
 # beside the pattern). An sshd message whose first four characters (after "error: " or "fatal: ")
@@ -420,14 +422,12 @@ _TS = (
 )
 # The syslog header; the tag is any program's (the line is then classified by it).
 _HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\]|): ")
-# The message regex: every alternative, for journal messages and non-sshd text lines.
-_MSG_RX = re.compile(_alternation(_ALTS))
 # The sshd line regexes, the hot path for text: the same header, narrowed to an sshd-family program
 # with a pid, followed by the alternatives whose message starts with one fixed word (the rows of
 # ``_ALTS`` declaring that word among their ``starts``, in table order). One match decides header,
 # kind and fields. Which word a line's message starts with is read at its first "]: " (then past
 # "error: "/"fatal: "); that is only a guess of where the message begins, the anchored header of
-# the chosen regex decides. A line none matches goes through ``_HEAD_RX`` and ``_MSG_RX``.
+# the chosen regex decides. A line none matches goes through ``_HEAD_RX`` (``_other_line``).
 # Digits in the header as [0-9]: sre tests ``\d`` through the Unicode tables. Where this header
 # matches, the ``\d`` one matches the same way (every digit run in it ends at a fixed non-digit);
 # a line with other digits there falls through to ``_HEAD_RX``, which decides it as before.
@@ -729,26 +729,46 @@ def _indices(rx: re.Pattern[str], name: str, fields: tuple[str, ...], header: tu
     return tuple(rx.groupindex[f"{name}__{f}"] for f in (*fields, "pre")) + tuple(rx.groupindex[h] for h in header)
 
 
-# {alternative group of _MSG_RX: (indices of the fields and " [preauth]", family, builder)}
-_IDX = {
-    f"A_{name}": (_indices(_MSG_RX, name, fields), family, _BUILDERS[name])
-    for name, family, _pat, fields, _starts in _ALTS
-}
-_Rx = tuple[Callable[..., "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder]]]
+_Row = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]
+# (match, {alternative group: (indices of the fields, " [preauth]" and, for a line regex, ts, host,
+# prog, pid; builder; family)})
+_Rx = tuple[Callable[..., "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder, str]]]
+# Every regex is compiled on first use, once per set of rows: compiling costs milliseconds, and a
+# short run (a module reading the last minutes of a journal, the notifier at a login) needs few.
+_COMPILED: dict[tuple[bool, tuple[str, ...]], _Rx] = {}
 # {start word: the sshd and any-program rows declaring it, in table order}
 _WORD_ROWS = {word: [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL) and word in alt[4]] for word in _SSHD_STARTS}
-# {start word: (match, {alternative group: (indices of the fields, " [preauth]" and, for a line
-# regex, ts, host, prog, pid; builder)})}, compiled on first use: the sshd line regexes (header and
-# message) and the sshd message regexes (message only, for the journal and ``_other_line``).
+# {start word: its sshd line regex (header and message) / sshd message regex (for the journal and
+# ``_other_line``)}, filled on first use.
 _SSHD_LINE_RX: dict[str, _Rx] = {}
 _SSHD_MSG_RX: dict[str, _Rx] = {}
+
+
+def _rows_rx(rows: list[_Row], line: bool = False) -> _Rx:
+    """The regex of ``rows`` (an sshd line regex with ``line``, else a message regex)."""
+    key = (line, tuple(row[0] for row in rows))
+    rx = _COMPILED.get(key)
+    if rx is None:
+        header = ("ts", "host", "prog", "pid") if line else ()
+        pattern = re.compile((_SSHD_HEAD if line else "") + _alternation(rows))
+        idx = {
+            f"A_{name}": (_indices(pattern, name, fields, header), _BUILDERS[name], family)
+            for name, family, _pat, fields, _starts in rows
+        }
+        rx = _COMPILED[key] = (pattern.match, idx)
+    return rx
+
+
+def _all_rows_rx() -> _Rx:
+    """The message regex of every row, for messages of other programs than sshd's."""
+    return _rows_rx(_ALTS)
 
 
 def _sshd_line_rx(word: str) -> _Rx:
     """The sshd line regex of a word in ``_WORD_ROWS``."""
     rx = _SSHD_LINE_RX.get(word)
     if rx is None:
-        rx = _SSHD_LINE_RX[word] = _compile_rows(_WORD_ROWS[word], _SSHD_HEAD, ("ts", "host", "prog", "pid"))
+        rx = _SSHD_LINE_RX[word] = _rows_rx(_WORD_ROWS[word], line=True)
     return rx
 
 
@@ -763,19 +783,8 @@ def _sshd_message_rx(msg: str, pos: int = 0) -> _Rx | None:
         rows = _WORD_ROWS.get(word)
         if rows is None:
             return None
-        rx = _SSHD_MSG_RX[word] = _compile_rows(rows)
+        rx = _SSHD_MSG_RX[word] = _rows_rx(rows)
     return rx
-
-
-def _compile_rows(
-    rows: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]], head: str = "", header: tuple[str, ...] = ()
-) -> _Rx:
-    pattern = re.compile(head + _alternation(rows))
-    idx = {
-        f"A_{name}": (_indices(pattern, name, fields, header), _BUILDERS[name])
-        for name, _family, _pat, fields, _starts in rows
-    }
-    return pattern.match, idx
 
 
 class AuthLogParser:
@@ -898,7 +907,7 @@ class AuthLogParser:
                         if rx is not None:
                             m = rx[0](line)
                     if m is not None:
-                        gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+                        gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
                         v = m.group(*gi)
                         t = v[-4]
                         if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
@@ -923,7 +932,7 @@ class AuthLogParser:
                             st.unparsed += 1
                             continue
                     else:
-                        ev = other_line(line)
+                        ev = other_line(line, at)
                         if ev is None:
                             continue
                     events += 1
@@ -932,10 +941,10 @@ class AuthLogParser:
             st.lines += n
             st.events += events
 
-    def _other_line(self, line: str) -> AuthEvent | None:
+    def _other_line(self, line: str, at: int) -> AuthEvent | None:
         """A line no sshd line regex matched: another program's (su, sudo, pam_unix lines of them),
-        an sshd line whose first "]: " is not the end of its header, or not an event at all (only
-        counted)."""
+        an sshd line whose message starts elsewhere than after its first "]: " (``at``), or not an
+        event at all (only counted)."""
         st = self.stats
         h = _HEAD_RX.match(line)
         if h is None:
@@ -950,18 +959,24 @@ class AuthLogParser:
             if pid_s is None:
                 st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
                 return None
+            if pos == at and ts_s.isascii() and pid_s.isascii():
+                # The line regex of this message's word has seen this very header (with ASCII digits
+                # its [0-9] matches as \d does) and no row matched the message; or no row has that word.
+                st.unparsed += 1
+                return None
             rx = _sshd_message_rx(line, pos)
             m = rx[0](line, pos) if rx is not None else None
             if m is None:
                 st.unparsed += 1
                 return None
-            gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
         else:
-            m = _MSG_RX.match(line, pos)
+            rx = _all_rows_rx()
+            m = rx[0](line, pos)
             if m is None:
                 st.unparsed += 1
                 return None
-            gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
             if family != _ALL and family != prog:
                 st.unparsed += 1
                 return None
@@ -1027,13 +1042,14 @@ class AuthLogParser:
             if m is None:
                 st.unparsed += 1
                 return None
-            gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
         else:
-            m = _MSG_RX.match(msg)
+            rx = _all_rows_rx()
+            m = rx[0](msg)
             if m is None:
                 st.unparsed += 1
                 return None
-            gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
+            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
             if family != _ALL and family != comm:
                 st.unparsed += 1
                 return None
