@@ -1055,10 +1055,10 @@ class AuthLogParser:
                 return None
         v = m.group(*gi)
         pid_s = rec.get("_PID")
-        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdigit() else None
+        # isdecimal, not isdigit: "1²" passes isdigit and makes int() raise.
+        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdecimal() else None
         host = rec.get("_HOSTNAME")
-        usec = rec.get("__REALTIME_TIMESTAMP")
-        ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
+        ts = _realtime(rec.get("__REALTIME_TIMESTAMP"))
         ev = build(self, v, ts, host if isinstance(host, str) else None, comm, pid, v[-1] is not None, raw or msg)
         if ev is None:
             st.unparsed += 1
@@ -1089,6 +1089,17 @@ class AuthLogParser:
             ev = self.parse_journal_record(rec, s)
             if ev is not None:
                 yield ev
+
+
+def _realtime(usec: object) -> datetime | None:
+    """journald's __REALTIME_TIMESTAMP (microseconds since the epoch) as a UTC time; None when it
+    is not one (a copied journal file is hostile input: "1²", or a year past 9999)."""
+    if not isinstance(usec, str) or not usec.isdecimal() or len(usec) > 18:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=int(usec))
+    except OverflowError:
+        return None
 
 
 def _journal_trusted(rec: dict[str, Any], comm: str) -> bool:

@@ -535,6 +535,19 @@ def test_journal_trust(fields: dict[str, object], trusted: bool) -> None:
     assert (len(evs) == 1) is trusted
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        *((f, v) for f in ("_PID", "__REALTIME_TIMESTAMP") for v in ("1\u00b2", "\u2460", "12\u1369")),  # isdigit only
+        ("__REALTIME_TIMESTAMP", "9" * 18),  # past year 9999
+        ("__REALTIME_TIMESTAMP", "9" * 40),
+    ],
+)
+def test_journal_number_fields_that_are_not_numbers_are_dropped(field: str, value: str) -> None:
+    (ev,) = AuthLogParser().parse_journal([_jrec(_COMM="sshd", **{field: value})])
+    assert (ev.pid if field == "_PID" else ev.timestamp) is None
+
+
 def test_gzip_is_read_transparently(tmp_path: Path) -> None:
     gz = tmp_path / "auth.log.2.gz"
     gz.write_bytes(gzip.compress((FIX / "synthetic_bullseye_openssh84_auth.log").read_bytes()))
