@@ -10,10 +10,13 @@ benchmark (bench_authlog.py) moves with the machine's load from one run to the n
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +29,14 @@ from gen_authlog import generate  # noqa: E402
 from results import write_section  # noqa: E402
 
 
-def load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def load(package_dir: Path, name: str) -> ModuleType:
+    """``authlog`` of a copy of the sshward package, imported as package ``name`` (the core uses
+    relative imports, so the module cannot be loaded on its own)."""
+    sys.path.insert(0, str(package_dir.parent))
+    try:
+        return importlib.import_module(f"{name}.authlog")
+    finally:
+        sys.path.pop(0)
 
 
 def seconds(module: ModuleType, path: str) -> float:
@@ -50,13 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--markdown", action="store_true", help="write a section of docs/benchmarks.md")
     a = ap.parse_args(argv)
-    old_src = subprocess.run(
-        ["git", "show", f"{a.rev}:module_utils/sshward/authlog.py"], capture_output=True, check=True, cwd=HERE.parent
-    ).stdout
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "authlog_b.py").write_bytes(old_src)
-        parsers = {"this checkout": load(HERE.parent / "module_utils" / "sshward" / "authlog.py", "authlog_a"),
-                   a.rev: load(Path(tmp) / "authlog_b.py", "authlog_b")}  # fmt: skip
+        this = Path(tmp) / "sshward_a"
+        shutil.copytree(HERE.parent / "module_utils" / "sshward", this, ignore=shutil.ignore_patterns("__pycache__"))
+        archive = subprocess.run(
+            ["git", "archive", a.rev, "module_utils/sshward"], capture_output=True, check=True, cwd=HERE.parent
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(Path(tmp) / "rev", filter="data")
+        other = Path(tmp) / "sshward_b"
+        (Path(tmp) / "rev" / "module_utils" / "sshward").rename(other)
+        parsers = {"this checkout": load(this, "sshward_a"), a.rev: load(other, "sshward_b")}
         log = Path(tmp) / "auth.log"
         with log.open("wb") as f:
             generate(f, a.lines, 1, "rfc3339")
