@@ -333,7 +333,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "accepted_key",
         _SSHD,
-        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)",
+        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d{1,10})",
         ("ktype", "fp", "file", "line"),
         ("Acce",),
     ),
@@ -420,8 +420,9 @@ _TS = (
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6}|)(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
-# The syslog header; the tag is any program's (the line is then classified by it).
-_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\]|): ")
+# The syslog header; the tag is any program's (the line is then classified by it). Numbers that
+# become ints have a bounded length (pids, authorized_keys lines): int() refuses over 4300 digits.
+_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d{1,10})\]|): ")
 # The sshd line regexes, the hot path for text: the same header, narrowed to an sshd-family program
 # with a pid, followed by the alternatives whose message starts with one fixed word (the rows of
 # ``_ALTS`` declaring that word among their ``starts``, in table order). One match decides header,
@@ -435,7 +436,7 @@ _SSHD_HEAD = (
     _TS.replace(r"\d", "[0-9]")
     + r" (?P<host>\S+) (?P<prog>"
     + "|".join(sorted(map(re.escape, SSHD_PROGRAMS)))
-    + r")\[(?P<pid>[0-9]+)\]: "
+    + r")\[(?P<pid>[0-9]{1,10})\]: "
 )
 # The prefilter's keys for sshd's programs: the first four characters of every message an sshd
 # (or any-program) alternative can match. Other alternatives never yield an event for sshd.
@@ -1056,7 +1057,7 @@ class AuthLogParser:
         v = m.group(*gi)
         pid_s = rec.get("_PID")
         # isdecimal, not isdigit: "1²" passes isdigit and makes int() raise.
-        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdecimal() else None
+        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdecimal() and len(pid_s) <= 10 else None
         host = rec.get("_HOSTNAME")
         ts = _realtime(rec.get("__REALTIME_TIMESTAMP"))
         ev = build(self, v, ts, host if isinstance(host, str) else None, comm, pid, v[-1] is not None, raw or msg)
