@@ -255,8 +255,8 @@ _SUDO = "sudo"
 _SU = "su"
 
 # (name, family, pattern, fields, starts). Order: most frequent first (alternatives are tried in
-# turn). ``starts``: the fixed words the message begins with (the prefilter's keys); empty for
-# patterns that begin with client- or user-chosen text (sudo), which the prefilter never skips.
+# turn). ``starts``: the fixed words the message begins with (they pick the rows tried); empty for
+# patterns that begin with client- or user-chosen text (sudo), which are never skipped.
 _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     # Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
     (
@@ -438,8 +438,8 @@ _SSHD_HEAD = (
     + "|".join(sorted(map(re.escape, SSHD_PROGRAMS)))
     + r")\[(?P<pid>[0-9]{1,10})\]: "
 )
-# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
-# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
+# The words of sshd's programs: the first four characters of every message an sshd (or
+# any-program) alternative can match. Other alternatives never yield an event for sshd.
 _SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
 
 
