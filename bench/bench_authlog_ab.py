@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +27,13 @@ from gen_authlog import generate  # noqa: E402
 from results import write_section  # noqa: E402
 
 
-def load(package_dir: Path, name: str) -> ModuleType:
-    """``authlog`` of a copy of the sshward package, imported as package ``name`` (the core uses
-    relative imports, so the module cannot be loaded on its own)."""
-    sys.path.insert(0, str(package_dir.parent))
-    try:
-        return importlib.import_module(f"{name}.authlog")
-    finally:
-        sys.path.pop(0)
+def load(package_dir: Path, scratch: Path, name: str) -> ModuleType:
+    """``authlog`` of the core package in ``package_dir``, copied to ``scratch/name`` and imported as package
+    ``name`` (its relative imports work; the two revisions do not share modules)."""
+    shutil.copytree(package_dir, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if str(scratch) not in sys.path:
+        sys.path.insert(0, str(scratch))
+    return importlib.import_module(f"{name}.authlog")
 
 
 def seconds(module: ModuleType, path: str) -> float:
@@ -55,16 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="write a section of docs/benchmarks.md")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        this = Path(tmp) / "sshward_a"
-        shutil.copytree(HERE.parent / "module_utils" / "sshward", this, ignore=shutil.ignore_patterns("__pycache__"))
         archive = subprocess.run(
             ["git", "archive", a.rev, "module_utils/sshward"], capture_output=True, check=True, cwd=HERE.parent
         ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(Path(tmp) / "rev", filter="data")
-        other = Path(tmp) / "sshward_b"
-        (Path(tmp) / "rev" / "module_utils" / "sshward").rename(other)
-        parsers = {"this checkout": load(this, "sshward_a"), a.rev: load(other, "sshward_b")}
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        other = Path(tmp) / "module_utils" / "sshward"
+        parsers = {"this checkout": load(HERE.parent / "module_utils" / "sshward", Path(tmp), "sshward_this"),
+                   a.rev: load(other, Path(tmp), "sshward_other")}  # fmt: skip
         log = Path(tmp) / "auth.log"
         with log.open("wb") as f:
             generate(f, a.lines, 1, "rfc3339")
