@@ -228,8 +228,10 @@ class AuthLogError(Exception):
 # of their message's first word (``_sshd_line_rx``): the syslog header and the rows starting with
 # that word. Every other line goes through ``_HEAD_RX`` (timestamp, host, program, pid), which also
 # decides what a line is when it is not an event (another program's, a pid-less forgery), and
-# then ``_MSG_RX``, every row, from the end of the header (``match(line, pos)``, no copy). Journal
-# records get the header's facts from journald's trusted fields and go through ``_MSG_RX``.
+# then through a message regex from the end of the header (``match(line, pos)``, no copy): for
+# sshd the rows of the message's first word (``_sshd_message_rx``), for other programs every row
+# (``_all_rows_rx``). Journal records get the header's facts from journald's trusted fields and go
+# through the same message regexes.
 #
 # Words: every sshd alternative starts with a fixed word (its ``starts``, declared in the table
 # beside the pattern). An sshd message whose first four characters (after "error: " or "fatal: ")
@@ -253,8 +255,8 @@ _SUDO = "sudo"
 _SU = "su"
 
 # (name, family, pattern, fields, starts). Order: most frequent first (alternatives are tried in
-# turn). ``starts``: the fixed words the message begins with (the prefilter's keys); empty for
-# patterns that begin with client- or user-chosen text (sudo), which the prefilter never skips.
+# turn). ``starts``: the fixed words the message begins with (they pick the rows tried); empty for
+# patterns that begin with client- or user-chosen text (sudo), which are never skipped.
 _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     # Non-certificate form: nothing client-chosen after the address, so the user is `.*`.
     (
@@ -331,7 +333,7 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "accepted_key",
         _SSHD,
-        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d+)",
+        r"Accepted key " + _KTYPE + " " + _FP + r" found at (?P<file>.+):(?P<line>\d{1,10})",
         ("ktype", "fp", "file", "line"),
         ("Acce",),
     ),
@@ -418,16 +420,15 @@ _TS = (
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6}|)(?:Z|[+-]\d\d:\d\d)"
     r"|[A-Z][a-z][a-z] [ 0-9]\d \d\d:\d\d:\d\d)"
 )
-# The syslog header; the tag is any program's (the line is then classified by it).
-_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\]|): ")
-# The message regex: every alternative, for journal messages and non-sshd text lines.
-_MSG_RX = re.compile(_alternation(_ALTS))
+# The syslog header; the tag is any program's (the line is then classified by it). Numbers that
+# become ints have a bounded length (pids, authorized_keys lines): int() refuses over 4300 digits.
+_HEAD_RX = re.compile(_TS + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d{1,10})\]|): ")
 # The sshd line regexes, the hot path for text: the same header, narrowed to an sshd-family program
 # with a pid, followed by the alternatives whose message starts with one fixed word (the rows of
 # ``_ALTS`` declaring that word among their ``starts``, in table order). One match decides header,
 # kind and fields. Which word a line's message starts with is read at its first "]: " (then past
 # "error: "/"fatal: "); that is only a guess of where the message begins, the anchored header of
-# the chosen regex decides. A line none matches goes through ``_HEAD_RX`` and ``_MSG_RX``.
+# the chosen regex decides. A line none matches goes through ``_HEAD_RX`` (``_other_line``).
 # Digits in the header as [0-9]: sre tests ``\d`` through the Unicode tables. Where this header
 # matches, the ``\d`` one matches the same way (every digit run in it ends at a fixed non-digit);
 # a line with other digits there falls through to ``_HEAD_RX``, which decides it as before.
@@ -435,18 +436,11 @@ _SSHD_HEAD = (
     _TS.replace(r"\d", "[0-9]")
     + r" (?P<host>\S+) (?P<prog>"
     + "|".join(sorted(map(re.escape, SSHD_PROGRAMS)))
-    + r")\[(?P<pid>[0-9]+)\]: "
+    + r")\[(?P<pid>[0-9]{1,10})\]: "
 )
-# The prefilter's keys for sshd's programs: the first four characters of every message an sshd
-# (or any-program) alternative can match. Other alternatives never yield an event for sshd.
+# The words of sshd's programs: the first four characters of every message an sshd (or
+# any-program) alternative can match. Other alternatives never yield an event for sshd.
 _SSHD_STARTS = frozenset(s for _n, family, _p, _f, starts in _ALTS if family in (_SSHD, _ALL) for s in starts)
-
-
-def _sshd_prefilter(msg: str, pos: int = 0) -> bool:
-    """False when an sshd message starting at ``pos`` cannot match any sshd alternative."""
-    if msg.startswith("error: ", pos) or msg.startswith("fatal: ", pos):
-        pos += 7
-    return msg[pos : pos + 4] in _SSHD_STARTS
 
 
 _NOT_ALLOWED = {
@@ -736,32 +730,61 @@ def _indices(rx: re.Pattern[str], name: str, fields: tuple[str, ...], header: tu
     return tuple(rx.groupindex[f"{name}__{f}"] for f in (*fields, "pre")) + tuple(rx.groupindex[h] for h in header)
 
 
-# {alternative group of _MSG_RX: (indices of the fields and " [preauth]", family, builder)}
-_IDX = {
-    f"A_{name}": (_indices(_MSG_RX, name, fields), family, _BUILDERS[name])
-    for name, family, _pat, fields, _starts in _ALTS
-}
-_LineRx = tuple[Callable[[str], "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder]]]
-# {start word: (match of its sshd line regex, {alternative group: (indices of the fields,
-# " [preauth]", ts, host, prog, pid; builder)})}, compiled on first use.
-_SSHD_LINE_RX: dict[str, _LineRx] = {}
-
-
+_Row = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]
+# (match, {alternative group: (indices of the fields, " [preauth]" and, for a line regex, ts, host,
+# prog, pid; builder; family)})
+_Rx = tuple[Callable[..., "re.Match[str] | None"], dict[str, tuple[tuple[int, ...], _Builder, str]]]
+# Every regex is compiled on first use, once per set of rows: compiling costs milliseconds, and a
+# short run (a module reading the last minutes of a journal, the notifier at a login) needs few.
+_COMPILED: dict[tuple[bool, tuple[str, ...]], _Rx] = {}
 # {start word: the sshd and any-program rows declaring it, in table order}
 _WORD_ROWS = {word: [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL) and word in alt[4]] for word in _SSHD_STARTS}
+# {start word: its sshd line regex (header and message) / sshd message regex (for the journal and
+# ``_other_line``)}, filled on first use.
+_SSHD_LINE_RX: dict[str, _Rx] = {}
+_SSHD_MSG_RX: dict[str, _Rx] = {}
 
 
-def _sshd_line_rx(word: str) -> _LineRx:
+def _rows_rx(rows: list[_Row], line: bool = False) -> _Rx:
+    """The regex of ``rows`` (an sshd line regex with ``line``, else a message regex)."""
+    key = (line, tuple(row[0] for row in rows))
+    rx = _COMPILED.get(key)
+    if rx is None:
+        header = ("ts", "host", "prog", "pid") if line else ()
+        pattern = re.compile((_SSHD_HEAD if line else "") + _alternation(rows))
+        idx = {
+            f"A_{name}": (_indices(pattern, name, fields, header), _BUILDERS[name], family)
+            for name, family, _pat, fields, _starts in rows
+        }
+        rx = _COMPILED[key] = (pattern.match, idx)
+    return rx
+
+
+def _all_rows_rx() -> _Rx:
+    """The message regex of every row, for messages of other programs than sshd's."""
+    return _rows_rx(_ALTS)
+
+
+def _sshd_line_rx(word: str) -> _Rx:
     """The sshd line regex of a word in ``_WORD_ROWS``."""
     rx = _SSHD_LINE_RX.get(word)
     if rx is None:
-        alts = _WORD_ROWS[word]
-        pattern = re.compile(_SSHD_HEAD + _alternation(alts))
-        idx = {
-            f"A_{name}": (_indices(pattern, name, fields, ("ts", "host", "prog", "pid")), _BUILDERS[name])
-            for name, _family, _pat, fields, _starts in alts
-        }
-        rx = _SSHD_LINE_RX[word] = (pattern.match, idx)
+        rx = _SSHD_LINE_RX[word] = _rows_rx(_WORD_ROWS[word], line=True)
+    return rx
+
+
+def _sshd_message_rx(msg: str, pos: int = 0) -> _Rx | None:
+    """The message regex of the rows an sshd message starting at ``pos`` may match, chosen by its
+    first word (after "error: " or "fatal: "); None when no row starts with that word."""
+    if msg.startswith("error: ", pos) or msg.startswith("fatal: ", pos):
+        pos += 7
+    word = msg[pos : pos + 4]
+    rx = _SSHD_MSG_RX.get(word)
+    if rx is None:
+        rows = _WORD_ROWS.get(word)
+        if rows is None:
+            return None
+        rx = _SSHD_MSG_RX[word] = _rows_rx(rows)
     return rx
 
 
@@ -885,11 +908,12 @@ class AuthLogParser:
                         if rx is not None:
                             m = rx[0](line)
                     if m is not None:
-                        gi, build = rx[1][m.lastgroup]  # type: ignore[index]
+                        gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
                         v = m.group(*gi)
                         t = v[-4]
                         if (t[0] == "2" or t[0] == "1") and t[-1] != "Z":
                             # _timestamp's RFC 3339 case, inlined: calling it costs as much as the parse.
+                            ts: datetime | None
                             try:
                                 parsed = fromisoformat(t)
                             except ValueError:
@@ -909,7 +933,7 @@ class AuthLogParser:
                             st.unparsed += 1
                             continue
                     else:
-                        ev = other_line(line)
+                        ev = other_line(line, at)
                         if ev is None:
                             continue
                     events += 1
@@ -918,10 +942,10 @@ class AuthLogParser:
             st.lines += n
             st.events += events
 
-    def _other_line(self, line: str) -> AuthEvent | None:
+    def _other_line(self, line: str, at: int) -> AuthEvent | None:
         """A line no sshd line regex matched: another program's (su, sudo, pam_unix lines of them),
-        an sshd line whose first "]: " is not the end of its header, or not an event at all (only
-        counted)."""
+        an sshd line whose message starts elsewhere than after its first "]: " (``at``), or not an
+        event at all (only counted)."""
         st = self.stats
         h = _HEAD_RX.match(line)
         if h is None:
@@ -932,22 +956,31 @@ class AuthLogParser:
             st.other += 1
             return None
         pos = h.end()
-        sshd = prog in SSHD_PROGRAMS
-        if sshd:
+        if prog in SSHD_PROGRAMS:
             if pid_s is None:
                 st.untrusted += 1  # sshd always logs with LOG_PID: this is `logger -t sshd`
                 return None
-            if not _sshd_prefilter(line, pos):
+            if pos == at and ts_s.isascii() and pid_s.isascii():
+                # The line regex of this message's word has seen this very header (with ASCII digits
+                # its [0-9] matches as \d does) and no row matched the message; or no row has that word.
                 st.unparsed += 1
                 return None
-        m = _MSG_RX.match(line, pos)
-        if m is None:
-            st.unparsed += 1
-            return None
-        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
-        if not (family == _ALL or (sshd if family == _SSHD else family == prog)):
-            st.unparsed += 1
-            return None
+            rx = _sshd_message_rx(line, pos)
+            m = rx[0](line, pos) if rx is not None else None
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
+        else:
+            rx = _all_rows_rx()
+            m = rx[0](line, pos)
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
+            if family != _ALL and family != prog:
+                st.unparsed += 1
+                return None
         v = m.group(*gi)
         ev = build(self, v, self._timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[-1] is not None, line)
         if ev is None:
@@ -1004,24 +1037,29 @@ class AuthLogParser:
         if not isinstance(msg, str) or len(msg) > MAX_LINE:
             st.unparsed += 1
             return None
-        if comm in SSHD_PROGRAMS and not _sshd_prefilter(msg):
-            st.unparsed += 1
-            return None
-        m = _MSG_RX.match(msg)
-        if m is None:
-            st.unparsed += 1
-            return None
-        gi, family, build = _IDX[m.lastgroup]  # type: ignore[index]
-        ok = comm in SSHD_PROGRAMS if family == _SSHD else family in (_ALL, comm)
-        if not ok:
-            st.unparsed += 1
-            return None
+        if comm in SSHD_PROGRAMS:
+            rx = _sshd_message_rx(msg)
+            m = rx[0](msg) if rx is not None else None
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
+        else:
+            rx = _all_rows_rx()
+            m = rx[0](msg)
+            if m is None:
+                st.unparsed += 1
+                return None
+            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
+            if family != _ALL and family != comm:
+                st.unparsed += 1
+                return None
         v = m.group(*gi)
         pid_s = rec.get("_PID")
-        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdigit() else None
+        # isdecimal, not isdigit: "1²" passes isdigit and makes int() raise.
+        pid = int(pid_s) if isinstance(pid_s, str) and pid_s.isdecimal() and len(pid_s) <= 10 else None
         host = rec.get("_HOSTNAME")
-        usec = rec.get("__REALTIME_TIMESTAMP")
-        ts = _EPOCH + timedelta(microseconds=int(usec)) if isinstance(usec, str) and usec.isdigit() else None
+        ts = _realtime(rec.get("__REALTIME_TIMESTAMP"))
         ev = build(self, v, ts, host if isinstance(host, str) else None, comm, pid, v[-1] is not None, raw or msg)
         if ev is None:
             st.unparsed += 1
@@ -1052,6 +1090,17 @@ class AuthLogParser:
             ev = self.parse_journal_record(rec, s)
             if ev is not None:
                 yield ev
+
+
+def _realtime(usec: object) -> datetime | None:
+    """journald's __REALTIME_TIMESTAMP (microseconds since the epoch) as a UTC time; None when it
+    is not one (a copied journal file is hostile input: "1²", or a year past 9999)."""
+    if not isinstance(usec, str) or not usec.isdecimal() or len(usec) > 18:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=int(usec))
+    except OverflowError:
+        return None
 
 
 def _journal_trusted(rec: dict[str, Any], comm: str) -> bool:

@@ -535,6 +535,39 @@ def test_journal_trust(fields: dict[str, object], trusted: bool) -> None:
     assert (len(evs) == 1) is trusted
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        *((f, v) for f in ("_PID", "__REALTIME_TIMESTAMP") for v in ("1\u00b2", "\u2460", "12\u1369")),  # isdigit only
+        ("__REALTIME_TIMESTAMP", "9" * 18),  # past year 9999
+        ("__REALTIME_TIMESTAMP", "9" * 40),
+    ],
+)
+def test_journal_number_fields_that_are_not_numbers_are_dropped(field: str, value: str) -> None:
+    (ev,) = AuthLogParser().parse_journal([_jrec(_COMM="sshd", **{field: value})])
+    assert (ev.pid if field == "_PID" else ev.timestamp) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"2026-11-22T05:16:51+00:00 web1 sshd[{'9' * 5000}]: Invalid user x from 203.0.113.5 port 22",
+        f"{H92}Accepted key ED25519 {FP_A} found at /home/a/.ssh/authorized_keys:{'9' * 5000}",
+        f"2026-11-22T05:16:51+00:00 web1 su[{'9' * 5000}]: (to root) bob on pts/0",
+    ],
+    ids=["sshd-pid", "authorized-keys-line", "su-pid"],
+)
+def test_a_number_too_long_for_int_is_no_event(line: str) -> None:
+    p = AuthLogParser(year=2026)
+    assert p.parse_text_line(line) is None
+    assert p.stats.unparsed == 1
+
+
+def test_journal_pid_too_long_for_int_is_dropped() -> None:
+    (ev,) = AuthLogParser().parse_journal([_jrec(_COMM="sshd", _PID="9" * 5000)])
+    assert ev.pid is None
+
+
 def test_gzip_is_read_transparently(tmp_path: Path) -> None:
     gz = tmp_path / "auth.log.2.gz"
     gz.write_bytes(gzip.compress((FIX / "synthetic_bullseye_openssh84_auth.log").read_bytes()))
