@@ -27,7 +27,7 @@ import yaml
 from pyinfra import host
 from pyinfra.api import OperationError, deploy, operation
 from pyinfra.facts.files import File
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from deploys import facts
 from deploys.harden import ROLES_DIR, role_defaults, var
@@ -128,6 +128,8 @@ def remove_legacy_path_unit() -> None:
     if host.get_fact(File, path=f"/etc/systemd/system/{legacy}") is None:
         return
     systemd.service(name=f"Stop and disable {legacy} (earlier versions)", service=legacy, running=False, enabled=False)
+    # a failed unit stays in systemctl --failed after its file is gone
+    server.shell(name=f"Forget a failure of {legacy}", commands=[f"systemctl reset-failed {legacy} || true"])
     files.file(name=f"Remove {legacy}", path=f"/etc/systemd/system/{legacy}", present=False)
 
 

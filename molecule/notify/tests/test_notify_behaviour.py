@@ -226,6 +226,26 @@ def test_login_completes_with_receivers_unusable_and_events_arrive_later(target,
     assert (len(found_mail), len(found_hook)) == (1, 1)
 
 
+def watcher_pid(target) -> str:
+    return target["host"].check_output("systemctl show -p MainPID --value sshward-notify-watch.service")
+
+
+def test_a_login_is_delivered_by_the_resident_watcher(target, lab):
+    # no unit is started for a login: the same watcher process delivers it
+    before = watcher_pid(target)
+    port = login_port(lab, "alice", target["address"])
+    found_mail, found_hook = wait_for_one_each(lab, target, "login", user="alice", port=port)
+    assert (len(found_mail), len(found_hook), watcher_pid(target)) == (1, 1, before)
+    assert before != "0"
+
+
+def test_upgrade_removed_the_path_unit(target):
+    host = target["host"]
+    unit_file = host.file("/etc/systemd/system/sshward-notify-flush.path")
+    state = host.run("systemctl is-active sshward-notify-flush.path").stdout.strip()
+    assert (unit_file.exists, state) == (False, "inactive")
+
+
 def test_simultaneous_logins_each_arrive_once(target, lab):
     # pam_exec of every login appends to the one capture file at the same moment
     count = 8
