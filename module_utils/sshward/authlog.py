@@ -76,6 +76,7 @@ __all__ = [
     "parse_lines",
     "parse_path",
     "summarize",
+    "summarize_sources",
 ]
 
 SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -405,13 +406,17 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 
-def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]) -> str:
-    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``."""
+def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]], guard_words: bool = False) -> str:
+    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``.
+    ``guard_words``: each row is tried only on a message starting with one of its words (the
+    parser gets the same from choosing the rows by word; the fast summary has one regex)."""
     parts = []
-    for name, _family, pat, _fields, _starts in alts:
+    for name, _family, pat, _fields, starts in alts:
         # " [preauth]" goes inside each alternative, so that the alternative is the last group
         # closed and Match.lastgroup names it.
         renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?:(?P<pre> \[preauth\])|)")
+        if guard_words:
+            renamed = "(?=" + "|".join(map(re.escape, starts)) + ")" + renamed
         parts.append(f"(?P<A_{name}>{renamed})")
     return r"(?:error: |fatal: |)(?:" + "|".join(parts) + ")$"
 
@@ -1167,6 +1172,23 @@ def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | Non
 def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[list[str]]:
     """The lines of :func:`iter_file_lines`, one list per 1 MiB read: the parsers loop over
     each list, rather than resuming a generator for every line."""
+    return _blocks_of(_iter_text(f, name, stats))
+
+
+def _blocks_of(pieces: Iterable[str]) -> Iterator[list[str]]:
+    for piece in pieces:
+        lines = piece.split("\n")
+        if not lines[-1]:
+            lines.pop()  # a piece of whole lines ends with "\n"; only the input's last line may not
+        yield lines
+
+
+def _iter_text(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[str]:
+    """The decoded text of a binary stream (invalid UTF-8 replaced, NULs kept) in pieces of whole
+    lines, one per 1 MiB read: every piece ends with "\n" except the input's last line when it has
+    none. A line growing past :data:`MAX_LINE` (and a "\r") is dropped as it is read, to bound
+    memory, and counted in ``stats.oversized`` and ``stats.lines``; shorter ones are kept whole,
+    the parsers decide on their length. Read errors become :class:`AuthLogError`."""
     import codecs
 
     dec = codecs.getincrementaldecoder("utf-8")("replace")
@@ -1179,18 +1201,23 @@ def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[
             raise AuthLogError(f"{name}: {_describe(e)}") from None
         text = dec.decode(block, final=not block)
         if text:
-            parts = text.split("\n")
-            parts[0] = carry + parts[0]
-            carry = parts.pop()
-            if skipping and parts:
-                parts.pop(0)
-                skipping = False
-                if stats is not None:
-                    stats.oversized += 1
-                    stats.lines += 1
-            if parts:
-                yield parts
-            if len(carry) > MAX_LINE:
+            cut = text.rfind("\n") + 1
+            if cut:
+                piece = carry + text[:cut] if carry else text[:cut]
+                carry = text[cut:]
+                if skipping:
+                    piece = piece[piece.index("\n") + 1 :]
+                    skipping = False
+                    if stats is not None:
+                        stats.oversized += 1
+                        stats.lines += 1
+                if piece:
+                    yield piece
+            else:
+                carry += text
+            # A line of MAX_LINE characters and its "\r" is still kept: the parsers strip the "\r"
+            # before they measure, wherever the 1 MiB reads happen to cut the file.
+            if len(carry) > MAX_LINE + 1:
                 carry = ""
                 skipping = True
         if not block:
@@ -1199,7 +1226,7 @@ def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[
                     stats.oversized += 1
                     stats.lines += 1
             elif carry:
-                yield [carry]
+                yield carry
             return
 
 
@@ -1551,6 +1578,181 @@ class Summary:
 
 def summarize(events: Iterable[AuthEvent]) -> Summary:
     return Summary().add_all(events)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast per-source counts of text files
+#
+# The counts a ban decides on (failures per source, by user class, and the invalid-user
+# connections) come from a handful of rows. For a text file they are found by ONE regex run with
+# finditer over whole decoded pieces (1 MiB, cut at a newline): the sshd header and the rows
+# below, built from ``_ALTS`` by ``_alternation``, no line split and no event object. Each match
+# is a whole line, the same line, row and fields the parser would decide on:
+# * the header is ``_HEAD_RX``'s narrowed to sshd's programs with a pid (what the parser turns into
+#   events; pid-less lines are forgeries, other programs never make a source), digits as ``\d``;
+# * each row is guarded by its words (``guard_words``), as the parser picks rows by word; and the
+#   regex holds, in table order, every counted row and every row before one that shares a word
+#   with it: the first row to match a message is then the parser's (a later row cannot shadow it);
+# * the pieces are one text over many lines, so no match may cross a newline: a leading "\n"
+#   starts every match at a line start, ``$`` (MULTILINE) ends it at the line end, negated
+#   classes ``[^...]`` get "\n" added, and a row holding ``\s`` (which matches "\n") is refused;
+# * "\r\n" becomes "\n" first: the parser strips one "\r" before matching; the length limit
+#   ``MAX_LINE`` is checked on the match (which spans the line).
+# Addresses are validated as the parser does, once per distinct string. The journal needs its
+# trusted fields per record: ``summarize_sources`` gives it to the parser.
+# --------------------------------------------------------------------------------------------
+
+#: The rows a fast summary counts.
+_FAST_COUNTED = ("auth", "auth_cert", "invalid", "not_allowed_host", "not_allowed", "maxauth")
+#: The fields of :class:`SourceSummary` a fast summary fills (with ``class_counts``,
+#: ``attempts`` and :meth:`Summary.offenders`); the others keep their defaults.
+FAST_SOURCE_FIELDS = (
+    "failures",
+    "root_attempts",
+    "invalid_user_failures",
+    "valid_user_failures",
+    "invalid_users",
+    "accepted",
+    "max_auth_exceeded",
+    "users",
+)
+
+
+def _fast_rows() -> list[_Row]:
+    """The rows of the fast regex: the counted ones and, in table order, every sshd row before a
+    counted row that shares a word with it."""
+    rows = []
+    sshd_rows = [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL)]
+    for i, row in enumerate(sshd_rows):
+        words = set(row[4])
+        if row[0] in _FAST_COUNTED or any(
+            later[0] in _FAST_COUNTED and words & set(later[4]) for later in sshd_rows[i + 1 :]
+        ):
+            if "\\s" in row[2]:
+                raise ValueError(f"row {row[0]}: \\s matches a newline, the fast summary cannot use it")
+            rows.append(row)
+    return rows
+
+
+_FAST_HEAD = (
+    "\n" + _TS + r" (?P<host>\S+) (?:" + "|".join(sorted(map(re.escape, SSHD_PROGRAMS))) + r")\[\d{1,10}\]: "
+)
+# The fields the counting reads, per counted row with an address, in table order; findall returns
+# them (host first) as one tuple per line, every other group of the regex is made non-capturing.
+_FAST_FIELDS = (
+    ("auth", ("res", "inv", "user", "addr", "port")),
+    ("invalid", ("user", "addr", "port")),
+    ("maxauth", ("addr",)),
+    ("auth_cert", ("res", "inv", "user", "addr", "port")),
+    ("not_allowed_host", ("user", "rhost")),
+)
+_FAST_RX: list[re.Pattern[str]] = []
+# A line longer than MAX_LINE (the piece searched starts with "\n").
+_LONG_LINE_RX = re.compile("\n[^\n]{%d}" % (MAX_LINE + 1))
+
+
+def _fast_rx() -> re.Pattern[str]:
+    """The fast regex, compiled on first use."""
+    if not _FAST_RX:
+        pattern = (_FAST_HEAD + _alternation(_fast_rows(), guard_words=True)).replace("[^", "[^\n")
+        keep = {"host"} | {f"{name}__{f}" for name, fields in _FAST_FIELDS for f in fields}
+        pattern = _GROUP_NAME.sub(lambda g: g.group(0) if g.group(1) in keep else "(?:", pattern)
+        rx = re.compile(pattern, re.M)
+        order = ["host"] + [f"{name}__{f}" for name, fields in _FAST_FIELDS for f in fields]
+        if [rx.groupindex[g] for g in order] != list(range(1, len(order) + 1)):
+            raise AssertionError("the fast regex's groups are not in _FAST_FIELDS order")
+        _FAST_RX.append(rx)
+    return _FAST_RX[0]
+
+
+def _fast_source(sources: dict[str, SourceSummary], addr: str) -> SourceSummary | None:
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None  # the parser makes no event (or one without an address) of this line
+    s = sources[addr] = SourceSummary(addr)
+    return s
+
+
+def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
+    """Add the counts of text ``pieces`` (from ``_iter_text``) to ``summary``; return their lines."""
+    findall = _fast_rx().findall
+    long_line = _LONG_LINE_RX.search
+    sources = summary.sources
+    lines = 0
+    for piece in pieces:
+        if piece[-1] == "\n":
+            lines += piece.count("\n")
+        else:
+            lines += piece.count("\n") + 1
+            if piece[-1] == "\r":  # the input's last line, without a newline
+                piece = piece[:-1]
+        if "\r" in piece:
+            piece = piece.replace("\r\n", "\n")
+        text = "\n" + piece
+        if long_line(text):  # rare: drop the lines the parser skips as oversized
+            text = "\n".join(line for line in text.split("\n") if len(line) <= MAX_LINE)
+        for (
+            host, a_res, a_inv, a_user, a_addr, a_port, i_user, i_addr, i_port, x_addr,
+            c_res, c_inv, c_user, c_addr, c_port, n_user, n_rhost,
+        ) in findall(text):  # fmt: skip
+            if a_res or c_res:
+                if not a_res:
+                    a_res, a_inv, a_user, a_addr, a_port = c_res, c_inv, c_user, c_addr, c_port
+                if a_res != "Failed" and a_res != "Accepted":
+                    continue  # Postponed, Partial: no count
+                s = sources.get(a_addr) or _fast_source(sources, a_addr)
+                if s is None:
+                    continue
+                user = a_user[:-1]
+                s.users.add(user)
+                if a_res == "Accepted":
+                    s.accepted += 1
+                    continue
+                s.failures += 1
+                s._failed_conns.add((host, int(a_port)))
+                if user == "root":
+                    s.root_attempts += 1
+                elif a_inv:
+                    s.invalid_user_failures += 1
+                else:
+                    s.valid_user_failures += 1
+            elif i_addr or n_rhost:
+                port: int | None = None
+                if i_addr:
+                    n_user, n_rhost, port = i_user, i_addr, int(i_port)
+                s = sources.get(n_rhost) or _fast_source(sources, n_rhost)
+                if s is None:
+                    continue
+                user = n_user[:-1]
+                s.users.add(user)
+                s.invalid_users += 1
+                s._invalid_conns[(host, port)] = user == "root"
+            elif x_addr:
+                s = sources.get(x_addr) or _fast_source(sources, x_addr)
+                if s is not None:
+                    s.max_auth_exceeded += 1
+    return lines
+
+
+def summarize_sources(f: IO[bytes], name: str = "<input>", summary: Summary | None = None) -> tuple[Summary, int]:
+    """Per-source counts of one log stream (see :data:`FAST_SOURCE_FIELDS`) added to ``summary``
+    (a new one by default), and the stream's line count. Syslog text goes through the fast regex
+    (no events); ``journalctl -o json`` output through the parser, for its trusted fields, with
+    every field of the summary filled. Raises :class:`AuthLogError` on unreadable input."""
+    summary = summary if summary is not None else Summary()
+    stats = ParseStats()
+    pieces = _iter_text(f, name, stats)
+    head: list[str] = []
+    for piece in pieces:
+        head.append(piece)
+        if piece.strip():
+            break
+    remaining = itertools.chain(head, pieces)
+    if head and _looks_like_journal("".join(head)):
+        parser = AuthLogParser()
+        summary.add_all(parser.parse_journal(itertools.chain.from_iterable(_blocks_of(remaining))))
+        return summary, parser.stats.lines
+    lines = _fast_count(remaining, summary)
+    return summary, lines + stats.lines
 
 
 def _summarize_chunk(job: tuple[str, int, int, dict[str, Any]]) -> tuple[Summary, ParseStats]:
