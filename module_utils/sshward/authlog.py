@@ -1341,6 +1341,14 @@ class SourceSummary:
     def attempts(self) -> int:
         return sum(self.class_counts().values())
 
+    def counts(self) -> dict[str, Any]:
+        """The fields a fast summary fills (:data:`FAST_SOURCE_FIELDS`), with ``attempts``."""
+        d: dict[str, Any] = {"address": self.address, "attempts": self.attempts()}
+        for name in FAST_SOURCE_FIELDS:
+            d[name] = getattr(self, name)
+        d["users"] = sorted(self.users)
+        return d
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "address": self.address,
@@ -1567,6 +1575,14 @@ class Summary:
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [a for _, a in scored]
 
+    def counted_sources(self) -> list[dict[str, Any]]:
+        """:meth:`SourceSummary.counts` of every source with a count, worst first: the same list
+        from a fast summary (:func:`summarize_sources`) as from the parser's events."""
+        rows = [s.counts() for s in self.sources.values()]
+        rows = [r for r in rows if any(r[k] for k in FAST_SOURCE_FIELDS) or r["attempts"]]
+        rows.sort(key=lambda r: (-r["attempts"], r["address"]))
+        return rows
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": [s.to_dict() for s in sorted(self.sources.values(), key=lambda s: (-s.attempts(), s.address))],
@@ -1637,31 +1653,27 @@ def _fast_rows() -> list[_Row]:
 _FAST_HEAD = (
     "\n" + _TS + r" (?P<host>\S+) (?:" + "|".join(sorted(map(re.escape, SSHD_PROGRAMS))) + r")\[\d{1,10}\]: "
 )
-# The fields the counting reads, per counted row with an address, in table order; findall returns
-# them (host first) as one tuple per line, every other group of the regex is made non-capturing.
-_FAST_FIELDS = (
-    ("auth", ("res", "inv", "user", "addr", "port")),
-    ("invalid", ("user", "addr", "port")),
-    ("maxauth", ("addr",)),
-    ("auth_cert", ("res", "inv", "user", "addr", "port")),
-    ("not_allowed_host", ("user", "rhost")),
-)
-_FAST_RX: list[re.Pattern[str]] = []
-# A line longer than MAX_LINE (the piece searched starts with "\n").
+# The fields the counting reads, per counted row with an address (host first).
+_FAST_FIELDS = {
+    "A_auth": ("auth", ("res", "inv", "user", "addr", "port")),
+    "A_auth_cert": ("auth_cert", ("res", "inv", "user", "addr", "port")),
+    "A_invalid": ("invalid", ("user", "addr", "port")),
+    "A_not_allowed_host": ("not_allowed_host", ("user", "rhost")),
+    "A_maxauth": ("maxauth", ("addr",)),
+}
+_FAST_RX: list[tuple[re.Pattern[str], dict[str, tuple[int, ...]]]] = []
+# A line longer than MAX_LINE (the text searched starts with "\n").
 _LONG_LINE_RX = re.compile("\n[^\n]{%d}" % (MAX_LINE + 1))
 
 
-def _fast_rx() -> re.Pattern[str]:
-    """The fast regex, compiled on first use."""
+def _fast_rx() -> tuple[re.Pattern[str], dict[str, tuple[int, ...]]]:
+    """The fast regex (compiled on first use) and, per counted row, the group numbers of the
+    fields the counting reads."""
     if not _FAST_RX:
-        pattern = (_FAST_HEAD + _alternation(_fast_rows(), guard_words=True)).replace("[^", "[^\n")
-        keep = {"host"} | {f"{name}__{f}" for name, fields in _FAST_FIELDS for f in fields}
-        pattern = _GROUP_NAME.sub(lambda g: g.group(0) if g.group(1) in keep else "(?:", pattern)
-        rx = re.compile(pattern, re.M)
-        order = ["host"] + [f"{name}__{f}" for name, fields in _FAST_FIELDS for f in fields]
-        if [rx.groupindex[g] for g in order] != list(range(1, len(order) + 1)):
-            raise AssertionError("the fast regex's groups are not in _FAST_FIELDS order")
-        _FAST_RX.append(rx)
+        rx = re.compile((_FAST_HEAD + _alternation(_fast_rows(), guard_words=True)).replace("[^", "[^\n"), re.M)
+        gi = rx.groupindex
+        idx = {alt: (gi["host"], *(gi[f"{name}__{f}"] for f in fields)) for alt, (name, fields) in _FAST_FIELDS.items()}
+        _FAST_RX.append((rx, idx))
     return _FAST_RX[0]
 
 
@@ -1674,8 +1686,11 @@ def _fast_source(sources: dict[str, SourceSummary], addr: str) -> SourceSummary 
 
 def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
     """Add the counts of text ``pieces`` (from ``_iter_text``) to ``summary``; return their lines."""
-    findall = _fast_rx().findall
+    rx, idx = _fast_rx()
+    finditer = rx.finditer
     long_line = _LONG_LINE_RX.search
+    auth, auth_cert, invalid = idx["A_auth"], idx["A_auth_cert"], idx["A_invalid"]
+    not_allowed_host, maxauth = idx["A_not_allowed_host"], idx["A_maxauth"]
     sources = summary.sources
     lines = 0
     for piece in pieces:
@@ -1690,44 +1705,45 @@ def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
         text = "\n" + piece
         if long_line(text):  # rare: drop the lines the parser skips as oversized
             text = "\n".join(line for line in text.split("\n") if len(line) <= MAX_LINE)
-        for (
-            host, a_res, a_inv, a_user, a_addr, a_port, i_user, i_addr, i_port, x_addr,
-            c_res, c_inv, c_user, c_addr, c_port, n_user, n_rhost,
-        ) in findall(text):  # fmt: skip
-            if a_res or c_res:
-                if not a_res:
-                    a_res, a_inv, a_user, a_addr, a_port = c_res, c_inv, c_user, c_addr, c_port
-                if a_res != "Failed" and a_res != "Accepted":
+        for m in finditer(text):
+            row = m.lastgroup
+            if row == "A_auth" or row == "A_auth_cert":
+                host, res, inv, user, addr, port = m.group(*(auth if row == "A_auth" else auth_cert))
+                if res != "Failed" and res != "Accepted":
                     continue  # Postponed, Partial: no count
-                s = sources.get(a_addr) or _fast_source(sources, a_addr)
+                s = sources.get(addr) or _fast_source(sources, addr)
                 if s is None:
                     continue
-                user = a_user[:-1]
+                user = user[:-1]
                 s.users.add(user)
-                if a_res == "Accepted":
+                if res == "Accepted":
                     s.accepted += 1
                     continue
                 s.failures += 1
-                s._failed_conns.add((host, int(a_port)))
+                s._failed_conns.add((host, int(port)))
                 if user == "root":
                     s.root_attempts += 1
-                elif a_inv:
+                elif inv is not None:
                     s.invalid_user_failures += 1
                 else:
                     s.valid_user_failures += 1
-            elif i_addr or n_rhost:
-                port: int | None = None
-                if i_addr:
-                    n_user, n_rhost, port = i_user, i_addr, int(i_port)
-                s = sources.get(n_rhost) or _fast_source(sources, n_rhost)
+            elif row == "A_invalid" or row == "A_not_allowed_host":
+                conn_port: int | None = None
+                if row == "A_invalid":
+                    host, user, addr, port = m.group(*invalid)
+                    conn_port = int(port)
+                else:
+                    host, user, addr = m.group(*not_allowed_host)
+                s = sources.get(addr) or _fast_source(sources, addr)
                 if s is None:
                     continue
-                user = n_user[:-1]
+                user = user[:-1]
                 s.users.add(user)
                 s.invalid_users += 1
-                s._invalid_conns[(host, port)] = user == "root"
-            elif x_addr:
-                s = sources.get(x_addr) or _fast_source(sources, x_addr)
+                s._invalid_conns[(host, conn_port)] = user == "root"
+            elif row == "A_maxauth":
+                host, addr = m.group(*maxauth)
+                s = sources.get(addr) or _fast_source(sources, addr)
                 if s is not None:
                     s.max_auth_exceeded += 1
     return lines
@@ -1755,21 +1771,28 @@ def summarize_sources(f: IO[bytes], name: str = "<input>", summary: Summary | No
     return summary, lines + stats.lines
 
 
-def _summarize_chunk(job: tuple[str, int, int, dict[str, Any]]) -> tuple[Summary, ParseStats]:
-    path, start, end, kw = job
-    p = AuthLogParser(**kw)
+def _summarize_chunk(job: tuple[str, int, int, bool, dict[str, Any]]) -> tuple[Summary, ParseStats]:
+    path, start, end, fast, kw = job
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
+    if fast:
+        s, lines = summarize_sources(io.BytesIO(data), path)
+        return s, ParseStats(lines=lines)
+    p = AuthLogParser(**kw)
     s = Summary().add_all(p._parse_blocks(_iter_blocks(io.BytesIO(data), path, p.stats)))
     return s, p.stats
 
 
-def summarize_path_parallel(path: str, workers: int = 2, **kw: Any) -> tuple[Summary, ParseStats]:
-    """Summary of one plain syslog text file, parsed in ``workers`` processes over newline-aligned
-    byte ranges (the CLI and the benchmark use it for big files; modules stay single-process).
-    Same result as the serial parse except that a VERBOSE ``Accepted key`` line and its
-    ``Accepted publickey`` line split across two chunks lose the file:line link."""
+def summarize_path_parallel(
+    path: str, workers: int = 2, fast: bool = False, **kw: Any
+) -> tuple[Summary, ParseStats]:
+    """Summary of one plain (not gzip) log file, parsed in ``workers`` processes over
+    newline-aligned byte ranges (the benchmark uses it; the CLI reads serially, as it reads stdin
+    and gzip files too). ``fast``: the counts of :func:`summarize_sources` only (text ranges
+    through the fast regex; the stats hold only ``lines``). Else every field, from events: the same result as the serial
+    parse except that a VERBOSE ``Accepted key`` line and its ``Accepted publickey`` line split
+    across two ranges lose the file:line link."""
     import multiprocessing
 
     size = os.path.getsize(path)
@@ -1780,9 +1803,9 @@ def summarize_path_parallel(path: str, workers: int = 2, **kw: Any) -> tuple[Sum
             f.readline()
             bounds.append(min(f.tell(), size))
     bounds.append(size)
-    jobs = [(path, a, b, kw) for a, b in zip(bounds, bounds[1:]) if b > a]
+    jobs = [(path, a, b, fast, kw) for a, b in zip(bounds, bounds[1:]) if b > a]
     if len(jobs) <= 1:
-        return _summarize_chunk((path, 0, size, kw))
+        return _summarize_chunk((path, 0, size, fast, kw))
     with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
         parts = pool.map(_summarize_chunk, jobs)
     summary, stats = parts[0]
