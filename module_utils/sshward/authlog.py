@@ -1650,9 +1650,7 @@ def _fast_rows() -> list[_Row]:
     return rows
 
 
-_FAST_HEAD = (
-    "\n" + _TS + r" (?P<host>\S+) (?:" + "|".join(sorted(map(re.escape, SSHD_PROGRAMS))) + r")\[\d{1,10}\]: "
-)
+_FAST_HEAD = "\n" + _TS + r" (?P<host>\S+) (?:" + "|".join(sorted(map(re.escape, SSHD_PROGRAMS))) + r")\[\d{1,10}\]: "
 # The fields the counting reads, per counted row with an address (host first).
 _FAST_FIELDS = {
     "A_auth": ("auth", ("res", "inv", "user", "addr", "port")),
@@ -1663,14 +1661,31 @@ _FAST_FIELDS = {
 }
 _FAST_RX: list[tuple[re.Pattern[str], dict[str, tuple[int, ...]]]] = []
 # A line longer than MAX_LINE (the text searched starts with "\n").
-_LONG_LINE_RX = re.compile("\n[^\n]{%d}" % (MAX_LINE + 1))
+_LONG_LINE_RX = re.compile(f"\n[^\n]{{{MAX_LINE + 1}}}")
+
+
+def _has_long_line(text: str) -> bool:
+    """Whether a line of ``text`` (which starts with "\n") is longer than MAX_LINE. A run of
+    MAX_LINE + 1 characters without a newline holds a whole window of ``step`` characters at a
+    multiple of ``step``, so a text with a newline in each such window has none: one ``find`` per
+    8 KiB instead of a regex over every character."""
+    step = (MAX_LINE + 1) // 2
+    find = text.find
+    for i in range(0, len(text) - step + 1, step):
+        if find("\n", i, i + step) < 0:
+            return _LONG_LINE_RX.search(text) is not None
+    return False
 
 
 def _fast_rx() -> tuple[re.Pattern[str], dict[str, tuple[int, ...]]]:
     """The fast regex (compiled on first use) and, per counted row, the group numbers of the
     fields the counting reads."""
     if not _FAST_RX:
-        rx = re.compile((_FAST_HEAD + _alternation(_fast_rows(), guard_words=True)).replace("[^", "[^\n"), re.M)
+        rows = _fast_rows()
+        # One look at the message's word before the rows: most sshd lines start with none of theirs.
+        words = sorted({word for row in rows for word in row[4]})
+        any_word = "(?=(?:error: |fatal: |)(?:" + "|".join(map(re.escape, words)) + "))"
+        rx = re.compile((_FAST_HEAD + any_word + _alternation(rows, guard_words=True)).replace("[^", "[^\n"), re.M)
         gi = rx.groupindex
         idx = {alt: (gi["host"], *(gi[f"{name}__{f}"] for f in fields)) for alt, (name, fields) in _FAST_FIELDS.items()}
         _FAST_RX.append((rx, idx))
@@ -1688,7 +1703,6 @@ def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
     """Add the counts of text ``pieces`` (from ``_iter_text``) to ``summary``; return their lines."""
     rx, idx = _fast_rx()
     finditer = rx.finditer
-    long_line = _LONG_LINE_RX.search
     auth, auth_cert, invalid = idx["A_auth"], idx["A_auth_cert"], idx["A_invalid"]
     not_allowed_host, maxauth = idx["A_not_allowed_host"], idx["A_maxauth"]
     sources = summary.sources
@@ -1703,7 +1717,7 @@ def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
         if "\r" in piece:
             piece = piece.replace("\r\n", "\n")
         text = "\n" + piece
-        if long_line(text):  # rare: drop the lines the parser skips as oversized
+        if _has_long_line(text):  # rare: drop the lines the parser skips as oversized
             text = "\n".join(line for line in text.split("\n") if len(line) <= MAX_LINE)
         for m in finditer(text):
             row = m.lastgroup
@@ -1784,9 +1798,7 @@ def _summarize_chunk(job: tuple[str, int, int, bool, dict[str, Any]]) -> tuple[S
     return s, p.stats
 
 
-def summarize_path_parallel(
-    path: str, workers: int = 2, fast: bool = False, **kw: Any
-) -> tuple[Summary, ParseStats]:
+def summarize_path_parallel(path: str, workers: int = 2, fast: bool = False, **kw: Any) -> tuple[Summary, ParseStats]:
     """Summary of one plain (not gzip) log file, parsed in ``workers`` processes over
     newline-aligned byte ranges (the benchmark uses it; the CLI reads serially, as it reads stdin
     and gzip files too). ``fast``: the counts of :func:`summarize_sources` only (text ranges

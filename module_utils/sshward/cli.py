@@ -283,7 +283,7 @@ def _print_sources(opened: list[tuple[str, IO[bytes]]], args: argparse.Namespace
                 lines += summarize_sources(f, name, summary)[1]
         if args.journal:
             parser = AuthLogParser(year=args.year)
-            rc = _consume_journal(parser, lambda evs: summary.add_all(evs) and None)
+            rc = _consume_journal(parser, summary.add_all)
             if rc:
                 return rc
             lines += parser.stats.lines
@@ -316,7 +316,7 @@ def _stdin_stream() -> IO[bytes]:
     return buf
 
 
-def _consume_journal(parser: AuthLogParser, consume: Callable[[Iterator[AuthEvent]], None]) -> int:
+def _consume_journal(parser: AuthLogParser, consume: Callable[[Iterator[AuthEvent]], object]) -> int:
     import io
 
     try:
