@@ -2,14 +2,14 @@
 
 The role's own layout is reused, not restated: the core files come from
 ``roles/ssh_notify/vars/main.yml``, the PAM line from the core (``sshward.notify_pam``, which the
-role's vars equal, unit-tested), the entry point and the flush units are the role's templates,
+role's vars equal, unit-tested), the entry point and the units are the role's templates,
 the configuration is the role's ``_ssh_notify_config`` shape checked by the core's
 ``sshward.notify.config_from_dict`` before it is written (0600). Installed: the core's notifier
 modules under ``ssh_notify_install_dir/sshward``, the entry point, spool and state directories,
-the config, the flush service with its path unit (starts delivery when pam_exec has written a
-capture) and retry timer, and the sshd session hook. Not yet: the sudo hooks and the
-pam-auth-update failure profile (the role does those). With no channel, an earlier hook and
-config are removed.
+the config, the resident watcher (delivers each capture pam_exec writes; the path unit of
+earlier versions is removed) and the retry service and timer, and the sshd session hook. Not yet: the sudo hooks and the
+pam-auth-update failure profile (the role does those). With no channel, an earlier hook, config
+and units are removed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import jinja2
 import yaml
 from pyinfra import host
 from pyinfra.api import OperationError, deploy, operation
+from pyinfra.facts.files import File
 from pyinfra.operations import files, systemd
 
 from deploys import facts
@@ -88,18 +89,46 @@ def entry_point(python: str, install_dir: str) -> str:
     return render_template("sshward-notify.py.j2", ssh_notify_python=python, ssh_notify_install_dir=install_dir)
 
 
-def flush_units(spool_dir: str, config_path: str, flush_interval: str) -> dict[str, str]:
-    """The role's flush service, path unit and timer, by unit file name."""
+def notifier_units(spool_dir: str, config_path: str, flush_interval: str) -> dict[str, str]:
+    """The role's watcher service and retry service and timer, by unit file name."""
     rv = role_vars()
-    unit = rv["_ssh_notify_unit"]
     values = {
-        "_ssh_notify_unit": unit,
+        "_ssh_notify_unit": rv["_ssh_notify_unit"],
+        "_ssh_notify_watch_unit": rv["_ssh_notify_watch_unit"],
         "_ssh_notify_script": rv["_ssh_notify_script"],
         "ssh_notify_spool_dir": spool_dir,
         "ssh_notify_config_path": config_path,
         "ssh_notify_flush_interval": flush_interval,
     }
-    return {f"{unit}.{kind}": render_template(f"{unit}.{kind}.j2", **values) for kind in ("service", "path", "timer")}
+    names = [
+        f"{rv['_ssh_notify_watch_unit']}.service",
+        f"{rv['_ssh_notify_unit']}.service",
+        f"{rv['_ssh_notify_unit']}.timer",
+    ]
+    return {name: render_template(f"{name}.j2", **values) for name in names}
+
+
+def remove_notifier_units() -> None:
+    """roles/ssh_notify/tasks/absent.yml: a watcher left running without its config would restart forever."""
+    rv = role_vars()
+    remove_legacy_path_unit()
+    running = [f"{rv['_ssh_notify_watch_unit']}.service", f"{rv['_ssh_notify_unit']}.timer"]
+    for name in [*running, f"{rv['_ssh_notify_unit']}.service"]:
+        path = f"/etc/systemd/system/{name}"
+        if host.get_fact(File, path=path) is None:
+            continue
+        if name in running:
+            systemd.service(name=f"Stop and disable {name}", service=name, running=False, enabled=False)
+        files.file(name=f"Remove {name}", path=path, present=False)
+
+
+def remove_legacy_path_unit() -> None:
+    """roles/ssh_notify/tasks/legacy_path_unit.yml: the path unit started a service at every login."""
+    legacy = role_vars()["_ssh_notify_legacy_path_unit"]
+    if host.get_fact(File, path=f"/etc/systemd/system/{legacy}") is None:
+        return
+    systemd.service(name=f"Stop and disable {legacy} (earlier versions)", service=legacy, running=False, enabled=False)
+    files.file(name=f"Remove {legacy}", path=f"/etc/systemd/system/{legacy}", present=False)
 
 
 def with_hook(text: str, line: str, regexp: str, present: bool) -> str:
@@ -142,6 +171,7 @@ def notify_steps() -> None:
     config_path = str(var("ssh_notify_config_path"))
     if not enabled:
         pam_session_hook(name="No notifier hook in sshd's PAM session stack", present=False)
+        remove_notifier_units()
         files.file(name="No notifier configuration", path=config_path, present=False)
         return
     data = config()
@@ -152,14 +182,18 @@ def notify_steps() -> None:
         raise OperationError(f"ssh_notify: {exc}") from exc
     install_dir = str(var("ssh_notify_install_dir"))
     files.directory(name="The notifier's core directory", path=f"{install_dir}/sshward", mode="0755")
-    for name in rv["_ssh_notify_core_files"]:
+    code = [
         files.put(
             name=f"Notifier module {name} (the sshward core)",
             src=str(CORE / name),
             dest=f"{install_dir}/sshward/{name}",
-            user="root", group="root", mode="0644",
+            user="root",
+            group="root",
+            mode="0644",
         )  # fmt: skip
-    files.put(
+        for name in rv["_ssh_notify_core_files"]
+    ]
+    entry = files.put(
         name="The sshward-notify entry point",
         src=StringIO(entry_point(str(var("ssh_notify_python")), install_dir)),
         dest=rv["_ssh_notify_script"],
@@ -168,13 +202,14 @@ def notify_steps() -> None:
     for directory in (var("ssh_notify_spool_dir"), var("ssh_notify_state_dir")):
         files.directory(name=f"Notifier directory {directory} (root only)", path=str(directory), mode="0700")
     files.directory(name="The configuration directory", path=config_path.rsplit("/", 1)[0], mode="0755")
-    files.put(
+    configuration = files.put(
         name="The notifier configuration (secrets, root only)",
         src=StringIO(json.dumps(data, indent=4, sort_keys=True) + "\n"),
         dest=config_path,
         user="root", group="root", mode="0600",
     )  # fmt: skip
-    units = flush_units(str(var("ssh_notify_spool_dir")), config_path, str(var("ssh_notify_flush_interval")))
+    remove_legacy_path_unit()
+    units = notifier_units(str(var("ssh_notify_spool_dir")), config_path, str(var("ssh_notify_flush_interval")))
     written = [
         files.put(
             name=f"The {name} unit",
@@ -186,13 +221,17 @@ def notify_steps() -> None:
         )  # fmt: skip
         for name, text in units.items()
     ]
-    changed = any(op.will_change for op in written)
-    for name in units:
-        if not name.endswith(".service"):
-            systemd.service(
-                name=f"Enable and start {name}", service=name, running=True, enabled=True, daemon_reload=changed
-            )
-    # The hook last: a capture written before the path unit watches would wait for the timer.
+    reload = any(op.will_change for op in written)
+    # The watcher loaded the code and the config when it started (the role's restart handler).
+    restart = reload or any(op.will_change for op in [*code, entry, configuration])
+    watch_unit = f"{rv['_ssh_notify_watch_unit']}.service"
+    systemd.service(
+        name=f"Start {watch_unit}, restarted when its code, config or unit changed",
+        service=watch_unit, running=True, enabled=True, restarted=restart, daemon_reload=reload,
+    )  # fmt: skip
+    timer = f"{rv['_ssh_notify_unit']}.timer"
+    systemd.service(name=f"Enable and start {timer}", service=timer, running=True, enabled=True)
+    # The hook last: a capture written before the watcher runs would wait for the timer.
     pam_session_hook(name="Hook the notifier into sshd's PAM session stack", present=True)
 
 

@@ -18,7 +18,7 @@ from sshward import notify_pam
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "roles" / "ssh_notify" / "defaults" / "main.yml"
 SCRIPT = "/usr/local/sbin/sshward-notify"
 TIMER = "sshward-notify-flush.timer"
-PATH_UNIT = "sshward-notify-flush.path"
+WATCHER = "sshward-notify-watch.service"
 
 
 def _defaults() -> dict[str, Any]:
@@ -133,9 +133,9 @@ def test_flush_timer(host, notify):
     assert (timer.is_enabled, timer.is_running) == (True, True)
 
 
-@pytest.mark.control("SSHW-NOTIFY-010", "the path unit that starts delivery as soon as an event is spooled is active")
-def test_flush_path_unit(host, notify):
-    unit = host.service(PATH_UNIT)
+@pytest.mark.control("SSHW-NOTIFY-010", "the resident deliverer that sends each login as it is captured is running")
+def test_watcher_running(host, notify):
+    unit = host.service(WATCHER)
     assert (unit.is_enabled, unit.is_running) == (True, True)
 
 

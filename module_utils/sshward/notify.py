@@ -5,9 +5,11 @@ Flow:
 * The PAM step runs no sshward code: ``pam_exec.so ... log=SPOOL/capture
   /usr/bin/env -0 SSHWARD_CAPTURE=session`` appends the PAM environment (sshd's
   ``SSH_CONNECTION`` and ``SSH_AUTH_INFO_0``, the PAM items) to one file and the
-  login goes on (``notify_pam`` holds the format and its parser). The systemd
-  path unit ``sshward-notify-flush.path`` starts ``flush`` while that file exists.
-* The deliverer (``sshward-notify flush``, also run by a timer) takes an
+  login goes on (``notify_pam`` holds the format and its parser). The resident
+  ``sshward-notify watch`` (systemd service ``sshward-notify-watch``) notices the
+  file within a second and delivers.
+* The deliverer (``deliver_pending``: run by ``watch``, by ``flush`` from the
+  retry timer, and by the process ``emit`` detaches) takes an
   ``flock`` on the spool, moves the capture file into ``incoming/`` and turns its
   records into events (``event_from_pam``: the event schema lives here only),
   enriches new events (the authorized_keys file:line and key comment from the
@@ -69,7 +71,7 @@ import sys
 import syslog
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -119,6 +121,7 @@ __all__ = [
     "read_key_comment",
     "send_test",
     "spawn_deliverer",
+    "watch",
 ]
 
 DEFAULT_CONFIG = "/etc/sshward/notify.json"
@@ -1003,6 +1006,71 @@ def deliver_pending(
     return deliverer.report
 
 
+# --------------------------------------------------------------------------- the resident deliverer
+
+
+#: How often the watcher looks for new work (one lstat and two small listdirs: nothing).
+WATCH_POLL = 1.0
+#: How long it lets a burst of logins gather, and a login finish, before delivering.
+WATCH_SETTLE = 1.0
+
+
+def pending_work(spool_dir: str, delivered: Collection[str]) -> bool:
+    """True when a login was captured, a drained capture grew, or a spool entry is new.
+
+    ``delivered`` are the spool entries that were there after the last delivery run:
+    those wait for the retry timer, not for the next poll.
+    """
+    if _has_captures(spool_dir):
+        return True
+    incoming = os.path.join(spool_dir, INCOMING)
+    try:
+        drained = os.listdir(incoming)
+    except FileNotFoundError:
+        drained = []
+    for name in drained:
+        match = _DRAINED_RE.match(name)
+        if match is None:
+            return True  # admission moves it aside and says so
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(os.path.join(incoming, name)).st_size > int(match.group(2)):
+                return True
+    return any(name not in delivered for name in Spool(spool_dir).names())
+
+
+def watch(
+    config: Config,
+    *,
+    poll: float = WATCH_POLL,
+    settle: float = WATCH_SETTLE,
+    deliver: Callable[[Config], DeliveryReport] = deliver_pending,
+    sleep: Callable[[float], None] = time.sleep,
+    log: LogFunc = _syslog_log,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Deliver new logins and events as they are spooled, in this one long-running process.
+
+    A systemd path unit would start a service for every login: systemd sets up a cgroup
+    and namespaces for it while the same login waits on logind and systemd for its
+    session scope. A resident loop costs a login nothing; the retry timer keeps
+    retrying what a channel refused.
+    """
+    delivered: set[str] = set(Spool(config.spool_dir).names())
+    while keep_going():
+        try:
+            if pending_work(config.spool_dir, delivered):
+                sleep(settle)
+                report = deliver(config)
+                if report.locked_out:
+                    # the timer's run holds the spool and takes what is new before it lets go
+                    sleep(poll)
+                delivered = set(Spool(config.spool_dir).names())
+        except Exception as exc:  # a bad run must not end the watch; the next poll retries
+            log(f"watch: delivery run failed: {escape_text(exc, 300)}")
+            sleep(poll * 10)
+        sleep(poll)
+
+
 # --------------------------------------------------------------------------- spawning
 
 
@@ -1134,6 +1202,7 @@ def _parser() -> argparse.ArgumentParser:
     event.add_argument("--no-spawn", action="store_true", help="only queue; the flush timer delivers")
     flush = sub.add_parser("flush", help="deliver the spool (systemd timer, and the detached deliverer)")
     flush.add_argument("--quiet", action="store_true")
+    watch_cmd = sub.add_parser("watch", help="stay running and deliver each login as it is captured (systemd service)")
     test = sub.add_parser("test", help="send a test event through every channel now")
     check = sub.add_parser("check", help="validate the config (ownership, mode, schema); list the channels")
     check.add_argument(
@@ -1142,7 +1211,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a candidate config to validate instead of --config (Ansible's validate=); its"
         " ownership and mode are not checked, only its content",
     )
-    for sp in (event, flush, test, check):
+    for sp in (event, flush, watch_cmd, test, check):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -1153,7 +1222,7 @@ def main(
     permission_check: PermissionCheck = check_config_permissions,
     spawn: Spawner = spawn_deliverer,
 ) -> int:
-    """CLI: ``sshward-notify [--config PATH] {event,flush,test,check [FILE]}``."""
+    """CLI: ``sshward-notify [--config PATH] {event,flush,watch,test,check [FILE]}``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(args_list)
@@ -1185,6 +1254,9 @@ def main(
             return 1 if report.failed else 0
         if args.command == "test":
             return send_test(config)
+        if args.command == "watch":
+            watch(config)
+            return 0
     except (ConfigError, ValueError, OSError) as exc:
         print(f"sshward-notify: {escape_text(exc, 500)}", file=sys.stderr)
         return 2

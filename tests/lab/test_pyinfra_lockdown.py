@@ -235,7 +235,7 @@ def test_notify_hook_before_pam_env(notified, lab):
 
 
 def test_notify_login_is_captured_and_spooled(notified, lab):
-    # the deploy's path unit starts the deliverer; the lab channel (port 9) refuses, so the
+    # the deploy's resident watcher delivers; the lab channel (port 9) refuses, so the
     # login waits in the spool, with what sshd itself set in the PAM environment
     login = lab.ssh("target", "admin", "echo SSH_CLIENT=$SSH_CLIENT")
     assert login.returncode == 0, login.stderr

@@ -90,7 +90,7 @@ NOTIFY = [
     # a receiver that does not answer (nothing listens on the discard port in the container)
     ("SSHW-NOTIFY-009", _channels([{"type": "webhook", "url": "http://127.0.0.1:9/"}]),
      f"cp -p /root/notify.json {CONFIG}", "FAILED"),
-    ("SSHW-NOTIFY-010", "systemctl stop sshward-notify-flush.path", "systemctl start sshward-notify-flush.path",
+    ("SSHW-NOTIFY-010", "systemctl stop sshward-notify-watch", "systemctl start sshward-notify-watch",
      "False"),
 ]  # fmt: skip
 BANS = [

@@ -347,6 +347,117 @@ def test_deliverer_runs_isolated_without_a_shell(tmp_path: Path) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- the resident watcher
+
+
+class ScriptedPolls:
+    """``watch``'s clock: runs ``actions[i]`` at the i-th sleep, ends the loop after the last one."""
+
+    def __init__(self, *actions: Any) -> None:
+        self.actions = list(actions)
+        self.sleeps = 0
+
+    def sleep(self, _seconds: float) -> None:
+        if self.sleeps < len(self.actions) and self.actions[self.sleeps] is not None:
+            self.actions[self.sleeps]()
+        self.sleeps += 1
+
+    def keep_going(self) -> bool:
+        return self.sleeps < len(self.actions)
+
+
+def counting_deliverer(runs: list[notify.DeliveryReport]) -> Any:
+    def deliver(config: notify.Config) -> notify.DeliveryReport:
+        runs.append(notify.deliver_pending(config, authlog=lambda around: [], sleep=lambda s: None))
+        return runs[-1]
+
+    return deliver
+
+
+def test_pending_work_sees_each_kind_of_new_work(tmp_path: Path) -> None:
+    config, _rec = recorder_config(tmp_path)
+    spool = config.spool_dir
+    nothing = notify.pending_work(spool, set())
+    pam_exec_capture(tmp_path / "spool", key_login_env())
+    captured = notify.pending_work(spool, set())
+    admit(config)
+    (drained,) = capture_names(tmp_path)
+    delivered = set(notify.Spool(spool).names())
+    read_to_its_end = notify.pending_work(spool, delivered)
+    with open(tmp_path / "spool" / "incoming" / drained, "ab") as late:
+        late.write(b"*** a late pam_exec child")
+    grown = notify.pending_work(spool, delivered)
+    assert (nothing, captured, read_to_its_end, grown) == (False, True, False, True)
+    assert notify.pending_work(spool, set()) is True  # an entry not seen after the last run
+
+
+def test_watch_delivers_logins_as_they_are_captured(tmp_path: Path) -> None:
+    config, rec = recorder_config(tmp_path)
+    runs: list[notify.DeliveryReport] = []
+    polls = ScriptedPolls(
+        None,
+        lambda: pam_exec_capture(tmp_path / "spool", key_login_env(user="first")),
+        None,
+        None,
+        lambda: pam_exec_capture(tmp_path / "spool", key_login_env(user="second")),
+        None,
+        None,
+        None,
+    )
+    notify.watch(config, deliver=counting_deliverer(runs), sleep=polls.sleep, keep_going=polls.keep_going)
+    users = [event.fields["user"] for event in rec.events]
+    assert (users, len(runs), spool_names(tmp_path)) == (["first", "second"], 2, [])
+
+
+def test_watch_leaves_refused_entries_to_the_retry_timer(tmp_path: Path) -> None:
+    config, rec = recorder_config(tmp_path)
+    rec.fail = True
+    runs: list[notify.DeliveryReport] = []
+    polls = ScriptedPolls(lambda: pam_exec_capture(tmp_path / "spool", key_login_env()), *[None] * 10)
+    notify.watch(config, deliver=counting_deliverer(runs), sleep=polls.sleep, keep_going=polls.keep_going)
+    assert (len(runs), runs[0].failed, len(spool_names(tmp_path))) == (1, {"rec": "receiver down"}, 1)
+
+
+def test_watch_goes_on_after_a_failed_run(tmp_path: Path) -> None:
+    config, rec = recorder_config(tmp_path)
+    logged: list[str] = []
+    runs: list[notify.DeliveryReport] = []
+    real = counting_deliverer(runs)
+
+    def deliver(config: notify.Config) -> notify.DeliveryReport:
+        if not logged:
+            raise OSError(28, "No space left on device")
+        return real(config)
+
+    polls = ScriptedPolls(lambda: pam_exec_capture(tmp_path / "spool", key_login_env()), *[None] * 6)
+    notify.watch(config, deliver=deliver, sleep=polls.sleep, keep_going=polls.keep_going, log=logged.append)
+    assert (logged, [e.fields["user"] for e in rec.events]) == (
+        ["watch: delivery run failed: [Errno 28] No space left on device"],
+        ["alice"],
+    )
+
+
+def test_watch_command_delivers_a_login_to_real_receivers(
+    tmp_path: Path, servers: tuple[MailSink, int, HttpServer]
+) -> None:
+    sink, smtp_port, web = servers
+    cfg = mail_and_hook_config(tmp_path, smtp_port, web.port)
+    argv = notify.deliverer_argv(notify.load_config(str(cfg)))
+    assert argv[-2:] == ["flush", "--quiet"]
+    watcher = subprocess.Popen([*argv[:-2], "watch"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        pam_exec_capture(tmp_path / "spool", key_login_env(user="bob"))
+        arrived = wait_for(
+            lambda: len(sink.messages) == 1 and len(web.sink.requests) == 1 and not spool_names(tmp_path)
+        )
+        still_running = watcher.poll() is None
+    finally:
+        watcher.terminate()
+        _out, err = watcher.communicate(timeout=30)
+    assert (arrived, still_running, err) == (True, True, b"")
+    assert web.sink.json()["fields"]["user"] == "bob"
+
+
 def admit(config: notify.Config, now: float | None = None, log: Any = None) -> int:
     clock = time.time if now is None else (lambda: now)
     deliverer = notify._Deliverer(config, lambda around: [], clock, log or (lambda m: None), time.sleep)

@@ -93,16 +93,22 @@ def test_the_roles_regexp_matches_this_and_earlier_hook_lines(line):
     assert re.match(notify.role_vars()["_ssh_notify_session_regexp"], line)
 
 
-def test_flush_units_are_the_roles_templates():
-    units = notify.flush_units(SPOOL, "/etc/sshward/notify.json", "5min")
-    assert (sorted(units), f"PathExists={SPOOL}/capture" in units["sshward-notify-flush.path"]) == (
-        ["sshward-notify-flush.path", "sshward-notify-flush.service", "sshward-notify-flush.timer"],
-        True,
+def test_notifier_units_are_the_roles_templates():
+    units = notify.notifier_units(SPOOL, "/etc/sshward/notify.json", "5min")
+    assert sorted(units) == [
+        "sshward-notify-flush.service",
+        "sshward-notify-flush.timer",
+        "sshward-notify-watch.service",
+    ]
+    assert (
+        "ExecStart=/usr/local/sbin/sshward-notify --config /etc/sshward/notify.json watch"
+        in units["sshward-notify-watch.service"]
     )
     assert (
         "ExecStart=/usr/local/sbin/sshward-notify --config /etc/sshward/notify.json flush"
-        in (units["sshward-notify-flush.service"])
+        in units["sshward-notify-flush.service"]
     )
+    assert "OnUnitActiveSec=5min" in units["sshward-notify-flush.timer"]
 
 
 def test_hook_goes_before_the_first_session_pam_env_line(monkeypatch):
