@@ -1612,8 +1612,9 @@ def summarize(events: Iterable[AuthEvent]) -> Summary:
 # * the pieces are one text over many lines, so no match may cross a newline: a leading "\n"
 #   starts every match at a line start, ``$`` (MULTILINE) ends it at the line end, negated
 #   classes ``[^...]`` get "\n" added, and a row holding ``\s`` (which matches "\n") is refused;
-# * "\r\n" becomes "\n" first: the parser strips one "\r" before matching; the length limit
-#   ``MAX_LINE`` is checked on the match (which spans the line).
+# * "\r\n" becomes "\n" first: the parser strips one "\r" before matching; then a piece holding a
+#   line longer than ``MAX_LINE`` (rare, found cheaply by ``_has_long_line``) loses those lines, as
+#   the parser skips them.
 # Addresses are validated as the parser does, once per distinct string. The journal needs its
 # trusted fields per record: ``summarize_sources`` gives it to the parser.
 # --------------------------------------------------------------------------------------------
