@@ -4,7 +4,10 @@
         [--fail2ban-container NAME] [--markdown docs/benchmarks.md]
 
 Without FILE a log of -n lines is generated (bench/gen_authlog.py) into a
-temporary file first. The same file, in the same run, is also processed by:
+temporary file first. sshward is timed three ways: events, events summarised per source, and the
+per-source counts of ``summarize_sources`` (one regex over whole buffers, no events; what
+``sshward authlog --sources`` runs), serially and chunked over all CPUs. The same file, in the
+same run, is also processed by:
 
 * ``grep | awk``: the classic failures-per-address pipeline (grep the failure lines, awk
   takes the word after the last "from" and counts);
@@ -40,7 +43,14 @@ sys.path.insert(0, str(HERE))
 from gen_authlog import generate  # noqa: E402
 from results import write_section  # noqa: E402
 
-from sshward.authlog import AuthLogParser, Summary, parse_path, summarize_path_parallel  # noqa: E402
+from sshward.authlog import (  # noqa: E402
+    AuthLogParser,
+    Summary,
+    open_log,
+    parse_path,
+    summarize_path_parallel,
+    summarize_sources,
+)
 
 
 def bench_sshward(path: str, repeat: int) -> dict[str, Any]:
@@ -87,6 +97,31 @@ def bench_parallel(path: str, lines: int, repeat: int, workers: int) -> dict[str
         s.offenders(5, ["192.0.2.0/24"])
         best = min(best, time.perf_counter() - t0)
     return {"workers": workers, "seconds": round(best, 3), "lines_per_second": int(lines / best)}
+
+
+def bench_fast_sources(path: str, lines: int, repeat: int, workers: int) -> dict[str, Any]:
+    """The per-source counts without events (``sshward authlog --sources``), serial and chunked."""
+    best = best_par = float("inf")
+    sources = 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        with open_log(path) as f:
+            s, n = summarize_sources(f, path)
+        s.offenders(5, ["192.0.2.0/24"])
+        best = min(best, time.perf_counter() - t0)
+        sources = len(s.counted_sources())
+        if n != lines:
+            raise AssertionError(f"fast summary counted {n} lines, the parser {lines}")
+        t0 = time.perf_counter()
+        s, _st = summarize_path_parallel(path, workers, fast=True)
+        s.offenders(5, ["192.0.2.0/24"])
+        best_par = min(best_par, time.perf_counter() - t0)
+    return {
+        "seconds": round(best, 3),
+        "lines_per_second": int(lines / best),
+        "sources_with_counts": sources,
+        "parallel": {"workers": workers, "seconds": round(best_par, 3), "lines_per_second": int(lines / best_par)},
+    }
 
 
 def bench_grep_awk(path: str, lines: int, repeat: int) -> dict[str, Any]:
@@ -149,6 +184,10 @@ def markdown(result: dict[str, Any]) -> str:
         ("sshward parser (events)", r["sshward"]["parse_lines_per_second"]),
         ("sshward parser + per-source summary", r["sshward"]["parse_and_summary_lines_per_second"]),
     ]
+    fast = r.get("sshward_fast_sources", {})
+    if "lines_per_second" in fast:
+        rows.append(("sshward per-source counts, no events (`authlog --sources`)", fast["lines_per_second"]))
+        rows.append(("the same, chunked over all CPUs", fast["parallel"]["lines_per_second"]))
     for name, key in (
         ("sshward summary, chunked over all CPUs", "sshward_parallel"),
         ("grep \\| awk failures per address", "grep_awk"),
@@ -231,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         n = result["results"]["sshward"]["lines"]
         result["results"]["sshward_parallel"] = bench_parallel(path, n, a.repeat, os.cpu_count() or 2)
+        result["results"]["sshward_fast_sources"] = bench_fast_sources(path, n, a.repeat, os.cpu_count() or 2)
         result["results"]["grep_awk"] = bench_grep_awk(path, n, a.repeat)
         result["results"]["fail2ban"] = bench_fail2ban(path, n, a.fail2ban_container)
         result["machine"]["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())

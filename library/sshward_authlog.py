@@ -451,6 +451,8 @@ def main():
         module.warn("allowlist is empty: set it to the admins' networks (sshward_trusted_networks)")
 
     source, parser, events = read_events(module, p["source"], p["paths"], p["rotated"], window_s)
+    # The parser, not the fast counts (authlog.summarize_sources): the window needs each event's time,
+    # and the facts hold first/last seen, accepted logins with keys, kinds and parse statistics.
     summary = Summary().add_all(e for e in events if e.kind != KIND.CONNECTION)
     offenders = summary.offenders(p["threshold"], [str(n) for n in nets], pct)
     result = {"changed": False}

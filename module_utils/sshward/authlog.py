@@ -76,6 +76,7 @@ __all__ = [
     "parse_lines",
     "parse_path",
     "summarize",
+    "summarize_sources",
 ]
 
 SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -405,13 +406,17 @@ _ALTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 
-def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]) -> str:
-    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``."""
+def _alternation(alts: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]], guard_words: bool = False) -> str:
+    """Rows of ``_ALTS`` as one end-anchored alternation, each field renamed ``NAME__FIELD``.
+    ``guard_words``: each row is tried only on a message starting with one of its words (the
+    parser gets the same from choosing the rows by word; the fast summary has one regex)."""
     parts = []
-    for name, _family, pat, _fields, _starts in alts:
+    for name, _family, pat, _fields, starts in alts:
         # " [preauth]" goes inside each alternative, so that the alternative is the last group
         # closed and Match.lastgroup names it.
         renamed = _GROUP_NAME.sub(f"(?P<{name}__\\1>", pat + r"(?:(?P<pre> \[preauth\])|)")
+        if guard_words:
+            renamed = "(?=" + "|".join(map(re.escape, starts)) + ")" + renamed
         parts.append(f"(?P<A_{name}>{renamed})")
     return r"(?:error: |fatal: |)(?:" + "|".join(parts) + ")$"
 
@@ -1167,6 +1172,23 @@ def iter_file_lines(f: IO[bytes], name: str = "<input>", stats: ParseStats | Non
 def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[list[str]]:
     """The lines of :func:`iter_file_lines`, one list per 1 MiB read: the parsers loop over
     each list, rather than resuming a generator for every line."""
+    return _blocks_of(_iter_text(f, name, stats))
+
+
+def _blocks_of(pieces: Iterable[str]) -> Iterator[list[str]]:
+    for piece in pieces:
+        lines = piece.split("\n")
+        if not lines[-1]:
+            lines.pop()  # a piece of whole lines ends with "\n"; only the input's last line may not
+        yield lines
+
+
+def _iter_text(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[str]:
+    """The decoded text of a binary stream (invalid UTF-8 replaced, NULs kept) in pieces of whole
+    lines, one per 1 MiB read: every piece ends with "\n" except the input's last line when it has
+    none. A line growing past :data:`MAX_LINE` (and a "\r") is dropped as it is read, to bound
+    memory, and counted in ``stats.oversized`` and ``stats.lines``; shorter ones are kept whole,
+    the parsers decide on their length. Read errors become :class:`AuthLogError`."""
     import codecs
 
     dec = codecs.getincrementaldecoder("utf-8")("replace")
@@ -1179,18 +1201,23 @@ def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[
             raise AuthLogError(f"{name}: {_describe(e)}") from None
         text = dec.decode(block, final=not block)
         if text:
-            parts = text.split("\n")
-            parts[0] = carry + parts[0]
-            carry = parts.pop()
-            if skipping and parts:
-                parts.pop(0)
-                skipping = False
-                if stats is not None:
-                    stats.oversized += 1
-                    stats.lines += 1
-            if parts:
-                yield parts
-            if len(carry) > MAX_LINE:
+            cut = text.rfind("\n") + 1
+            if cut:
+                piece = carry + text[:cut] if carry else text[:cut]
+                carry = text[cut:]
+                if skipping:
+                    piece = piece[piece.index("\n") + 1 :]
+                    skipping = False
+                    if stats is not None:
+                        stats.oversized += 1
+                        stats.lines += 1
+                if piece:
+                    yield piece
+            else:
+                carry += text
+            # A line of MAX_LINE characters and its "\r" is still kept: the parsers strip the "\r"
+            # before they measure, wherever the 1 MiB reads happen to cut the file.
+            if len(carry) > MAX_LINE + 1:
                 carry = ""
                 skipping = True
         if not block:
@@ -1199,7 +1226,7 @@ def _iter_blocks(f: IO[bytes], name: str, stats: ParseStats | None) -> Iterator[
                     stats.oversized += 1
                     stats.lines += 1
             elif carry:
-                yield [carry]
+                yield carry
             return
 
 
@@ -1313,6 +1340,14 @@ class SourceSummary:
 
     def attempts(self) -> int:
         return sum(self.class_counts().values())
+
+    def counts(self) -> dict[str, Any]:
+        """The fields a fast summary fills (:data:`FAST_SOURCE_FIELDS`), with ``attempts``."""
+        d: dict[str, Any] = {"address": self.address, "attempts": self.attempts()}
+        for name in FAST_SOURCE_FIELDS:
+            d[name] = getattr(self, name)
+        d["users"] = sorted(self.users)
+        return d
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1540,6 +1575,14 @@ class Summary:
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [a for _, a in scored]
 
+    def counted_sources(self) -> list[dict[str, Any]]:
+        """:meth:`SourceSummary.counts` of every source with a count, worst first: the same list
+        from a fast summary (:func:`summarize_sources`) as from the parser's events."""
+        rows = [s.counts() for s in self.sources.values()]
+        rows = [r for r in rows if any(r[k] for k in FAST_SOURCE_FIELDS) or r["attempts"]]
+        rows.sort(key=lambda r: (-r["attempts"], r["address"]))
+        return rows
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": [s.to_dict() for s in sorted(self.sources.values(), key=lambda s: (-s.attempts(), s.address))],
@@ -1553,21 +1596,216 @@ def summarize(events: Iterable[AuthEvent]) -> Summary:
     return Summary().add_all(events)
 
 
-def _summarize_chunk(job: tuple[str, int, int, dict[str, Any]]) -> tuple[Summary, ParseStats]:
-    path, start, end, kw = job
-    p = AuthLogParser(**kw)
+# --------------------------------------------------------------------------------------------
+# Fast per-source counts of text files
+#
+# The counts a ban decides on (failures per source, by user class, and the invalid-user
+# connections) come from a handful of rows. For a text file they are found by ONE regex run with
+# finditer over whole decoded pieces (1 MiB, cut at a newline): the sshd header and the rows
+# below, built from ``_ALTS`` by ``_alternation``, no line split and no event object. Each match
+# is a whole line, the same line, row and fields the parser would decide on:
+# * the header is ``_HEAD_RX``'s narrowed to sshd's programs with a pid (what the parser turns into
+#   events; pid-less lines are forgeries, other programs never make a source), digits as ``\d``;
+# * each row is guarded by its words (``guard_words``), as the parser picks rows by word; and the
+#   regex holds, in table order, every counted row and every row before one that shares a word
+#   with it: the first row to match a message is then the parser's (a later row cannot shadow it);
+# * the pieces are one text over many lines, so no match may cross a newline: a leading "\n"
+#   starts every match at a line start, ``$`` (MULTILINE) ends it at the line end, negated
+#   classes ``[^...]`` get "\n" added, and a row holding ``\s`` (which matches "\n") is refused;
+# * "\r\n" becomes "\n" first: the parser strips one "\r" before matching; then a piece holding a
+#   line longer than ``MAX_LINE`` (rare, found cheaply by ``_has_long_line``) loses those lines, as
+#   the parser skips them.
+# Addresses are validated as the parser does, once per distinct string. The journal needs its
+# trusted fields per record: ``summarize_sources`` gives it to the parser.
+# --------------------------------------------------------------------------------------------
+
+#: The rows a fast summary counts.
+_FAST_COUNTED = ("auth", "auth_cert", "invalid", "not_allowed_host", "not_allowed", "maxauth")
+#: The fields of :class:`SourceSummary` a fast summary fills (with ``class_counts``,
+#: ``attempts`` and :meth:`Summary.offenders`); the others keep their defaults.
+FAST_SOURCE_FIELDS = (
+    "failures",
+    "root_attempts",
+    "invalid_user_failures",
+    "valid_user_failures",
+    "invalid_users",
+    "accepted",
+    "max_auth_exceeded",
+    "users",
+)
+
+
+def _fast_rows() -> list[_Row]:
+    """The rows of the fast regex: the counted ones and, in table order, every sshd row before a
+    counted row that shares a word with it."""
+    rows = []
+    sshd_rows = [alt for alt in _ALTS if alt[1] in (_SSHD, _ALL)]
+    for i, row in enumerate(sshd_rows):
+        words = set(row[4])
+        if row[0] in _FAST_COUNTED or any(
+            later[0] in _FAST_COUNTED and words & set(later[4]) for later in sshd_rows[i + 1 :]
+        ):
+            if "\\s" in row[2]:
+                raise ValueError(f"row {row[0]}: \\s matches a newline, the fast summary cannot use it")
+            rows.append(row)
+    return rows
+
+
+_FAST_HEAD = "\n" + _TS + r" (?P<host>\S+) (?:" + "|".join(sorted(map(re.escape, SSHD_PROGRAMS))) + r")\[\d{1,10}\]: "
+# The fields the counting reads, per counted row with an address (host first).
+_FAST_FIELDS = {
+    "A_auth": ("auth", ("res", "inv", "user", "addr", "port")),
+    "A_auth_cert": ("auth_cert", ("res", "inv", "user", "addr", "port")),
+    "A_invalid": ("invalid", ("user", "addr", "port")),
+    "A_not_allowed_host": ("not_allowed_host", ("user", "rhost")),
+    "A_maxauth": ("maxauth", ("addr",)),
+}
+_FAST_RX: list[tuple[re.Pattern[str], dict[str, tuple[int, ...]]]] = []
+# A line longer than MAX_LINE (the text searched starts with "\n").
+_LONG_LINE_RX = re.compile(f"\n[^\n]{{{MAX_LINE + 1}}}")
+
+
+def _has_long_line(text: str) -> bool:
+    """Whether a line of ``text`` (which starts with "\n") is longer than MAX_LINE. A run of
+    MAX_LINE + 1 characters without a newline holds a whole window of ``step`` characters at a
+    multiple of ``step``, so a text with a newline in each such window has none: one ``find`` per
+    8 KiB instead of a regex over every character."""
+    step = (MAX_LINE + 1) // 2
+    find = text.find
+    for i in range(0, len(text) - step + 1, step):
+        if find("\n", i, i + step) < 0:
+            return _LONG_LINE_RX.search(text) is not None
+    return False
+
+
+def _fast_rx() -> tuple[re.Pattern[str], dict[str, tuple[int, ...]]]:
+    """The fast regex (compiled on first use) and, per counted row, the group numbers of the
+    fields the counting reads."""
+    if not _FAST_RX:
+        rows = _fast_rows()
+        # One look at the message's word before the rows: most sshd lines start with none of theirs.
+        words = sorted({word for row in rows for word in row[4]})
+        any_word = "(?=(?:error: |fatal: |)(?:" + "|".join(map(re.escape, words)) + "))"
+        rx = re.compile((_FAST_HEAD + any_word + _alternation(rows, guard_words=True)).replace("[^", "[^\n"), re.M)
+        gi = rx.groupindex
+        idx = {alt: (gi["host"], *(gi[f"{name}__{f}"] for f in fields)) for alt, (name, fields) in _FAST_FIELDS.items()}
+        _FAST_RX.append((rx, idx))
+    return _FAST_RX[0]
+
+
+def _fast_source(sources: dict[str, SourceSummary], addr: str) -> SourceSummary | None:
+    if not (_ADDR_CACHE.get(addr) or _valid_addr(addr)):
+        return None  # the parser makes no event (or one without an address) of this line
+    s = sources[addr] = SourceSummary(addr)
+    return s
+
+
+def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
+    """Add the counts of text ``pieces`` (from ``_iter_text``) to ``summary``; return their lines."""
+    rx, idx = _fast_rx()
+    finditer = rx.finditer
+    auth, auth_cert, invalid = idx["A_auth"], idx["A_auth_cert"], idx["A_invalid"]
+    not_allowed_host, maxauth = idx["A_not_allowed_host"], idx["A_maxauth"]
+    sources = summary.sources
+    lines = 0
+    for piece in pieces:
+        if piece[-1] == "\n":
+            lines += piece.count("\n")
+        else:
+            lines += piece.count("\n") + 1
+            if piece[-1] == "\r":  # the input's last line, without a newline
+                piece = piece[:-1]
+        if "\r" in piece:
+            piece = piece.replace("\r\n", "\n")
+        text = "\n" + piece
+        if _has_long_line(text):  # rare: drop the lines the parser skips as oversized
+            text = "\n".join(line for line in text.split("\n") if len(line) <= MAX_LINE)
+        for m in finditer(text):
+            row = m.lastgroup
+            if row == "A_auth" or row == "A_auth_cert":
+                host, res, inv, user, addr, port = m.group(*(auth if row == "A_auth" else auth_cert))
+                if res != "Failed" and res != "Accepted":
+                    continue  # Postponed, Partial: no count
+                s = sources.get(addr) or _fast_source(sources, addr)
+                if s is None:
+                    continue
+                user = user[:-1]
+                s.users.add(user)
+                if res == "Accepted":
+                    s.accepted += 1
+                    continue
+                s.failures += 1
+                s._failed_conns.add((host, int(port)))
+                if user == "root":
+                    s.root_attempts += 1
+                elif inv is not None:
+                    s.invalid_user_failures += 1
+                else:
+                    s.valid_user_failures += 1
+            elif row == "A_invalid" or row == "A_not_allowed_host":
+                conn_port: int | None = None
+                if row == "A_invalid":
+                    host, user, addr, port = m.group(*invalid)
+                    conn_port = int(port)
+                else:
+                    host, user, addr = m.group(*not_allowed_host)
+                s = sources.get(addr) or _fast_source(sources, addr)
+                if s is None:
+                    continue
+                user = user[:-1]
+                s.users.add(user)
+                s.invalid_users += 1
+                s._invalid_conns[(host, conn_port)] = user == "root"
+            elif row == "A_maxauth":
+                host, addr = m.group(*maxauth)
+                s = sources.get(addr) or _fast_source(sources, addr)
+                if s is not None:
+                    s.max_auth_exceeded += 1
+    return lines
+
+
+def summarize_sources(f: IO[bytes], name: str = "<input>", summary: Summary | None = None) -> tuple[Summary, int]:
+    """Per-source counts of one log stream (see :data:`FAST_SOURCE_FIELDS`) added to ``summary``
+    (a new one by default), and the stream's line count. Syslog text goes through the fast regex
+    (no events); ``journalctl -o json`` output through the parser, for its trusted fields, with
+    every field of the summary filled. Raises :class:`AuthLogError` on unreadable input."""
+    summary = summary if summary is not None else Summary()
+    stats = ParseStats()
+    pieces = _iter_text(f, name, stats)
+    head: list[str] = []
+    for piece in pieces:
+        head.append(piece)
+        if piece.strip():
+            break
+    remaining = itertools.chain(head, pieces)
+    if head and _looks_like_journal("".join(head)):
+        parser = AuthLogParser()
+        summary.add_all(parser.parse_journal(itertools.chain.from_iterable(_blocks_of(remaining))))
+        return summary, parser.stats.lines
+    lines = _fast_count(remaining, summary)
+    return summary, lines + stats.lines
+
+
+def _summarize_chunk(job: tuple[str, int, int, bool, dict[str, Any]]) -> tuple[Summary, ParseStats]:
+    path, start, end, fast, kw = job
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
+    if fast:
+        s, lines = summarize_sources(io.BytesIO(data), path)
+        return s, ParseStats(lines=lines)
+    p = AuthLogParser(**kw)
     s = Summary().add_all(p._parse_blocks(_iter_blocks(io.BytesIO(data), path, p.stats)))
     return s, p.stats
 
 
-def summarize_path_parallel(path: str, workers: int = 2, **kw: Any) -> tuple[Summary, ParseStats]:
-    """Summary of one plain syslog text file, parsed in ``workers`` processes over newline-aligned
-    byte ranges (the CLI and the benchmark use it for big files; modules stay single-process).
-    Same result as the serial parse except that a VERBOSE ``Accepted key`` line and its
-    ``Accepted publickey`` line split across two chunks lose the file:line link."""
+def summarize_path_parallel(path: str, workers: int = 2, fast: bool = False, **kw: Any) -> tuple[Summary, ParseStats]:
+    """Summary of one plain (not gzip) log file, parsed in ``workers`` processes over
+    newline-aligned byte ranges (the benchmark uses it; the CLI reads serially, as it reads stdin
+    and gzip files too). ``fast``: the counts of :func:`summarize_sources` only (text ranges
+    through the fast regex; the stats hold only ``lines``). Else every field, from events: the same result as the serial
+    parse except that a VERBOSE ``Accepted key`` line and its ``Accepted publickey`` line split
+    across two ranges lose the file:line link."""
     import multiprocessing
 
     size = os.path.getsize(path)
@@ -1578,9 +1816,9 @@ def summarize_path_parallel(path: str, workers: int = 2, **kw: Any) -> tuple[Sum
             f.readline()
             bounds.append(min(f.tell(), size))
     bounds.append(size)
-    jobs = [(path, a, b, kw) for a, b in zip(bounds, bounds[1:]) if b > a]
+    jobs = [(path, a, b, fast, kw) for a, b in zip(bounds, bounds[1:]) if b > a]
     if len(jobs) <= 1:
-        return _summarize_chunk((path, 0, size, kw))
+        return _summarize_chunk((path, 0, size, fast, kw))
     with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
         parts = pool.map(_summarize_chunk, jobs)
     summary, stats = parts[0]
