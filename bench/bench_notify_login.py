@@ -167,7 +167,7 @@ def body(
     paced = f" --pause {pause:g}" if pause else ""
     lines = [
         f"`python bench/bench_notify_login.py --logins {n}{paced}` against the molecule `notify` containers,"
-        f" {cpus} CPUs, load average {load} at the end of the run (other lab scenarios share the machine).",
+        f" {cpus} CPUs, load average {load} at the end of the run.",
         "",
         "**Login time**: real `ssh alice@target true` key logins from the client container, timed in the"
         " client. Per receiver state, rounds of logins with the hook, then without it (the hook line"
