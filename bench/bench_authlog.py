@@ -210,7 +210,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"one {result['input']['lines']:,}-line generated auth.log ({result['input']['bytes']:,} bytes, "
         f"{result['input']['format']} timestamps), every tool on the same file in the same run; "
         f"Python {m['python']}, {m['cpu_count']} CPUs; load average (1, 5, 15 min) {m.get('load', 'n/a')} when it "
-        f"started and {m.get('load_after', 'n/a')} when it ended (other helpers share this machine). "
+        f"started and {m.get('load_after', 'n/a')} when it ended. "
         f"fail2ban-regex ({r.get('fail2ban', {}).get('version', 'n/a')}) ran in a lab container on the same machine "
         "(its time includes its start-up, negligible here).",
         "",
