@@ -793,6 +793,26 @@ def _sshd_message_rx(msg: str, pos: int = 0) -> _Rx | None:
     return rx
 
 
+def _match_message(text: str, pos: int, program: str) -> tuple[re.Match[str], tuple[int, ...], _Builder] | None:
+    """The row the message of ``program`` at ``pos`` matches, with its groups and builder: an sshd
+    message among the rows of its first word, another program's among every row of that program."""
+    if program in SSHD_PROGRAMS:
+        rx = _sshd_message_rx(text, pos)
+        m = rx[0](text, pos) if rx is not None else None
+        if m is None:
+            return None
+        gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
+        return m, gi, build
+    rx = _all_rows_rx()
+    m = rx[0](text, pos)
+    if m is None:
+        return None
+    gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
+    if family != _ALL and family != program:
+        return None
+    return m, gi, build
+
+
 class AuthLogParser:
     """Stateful parser: timestamp caches, statistics, and the VERBOSE
     ``Accepted key ... found at FILE:LINE`` record waiting (per host and pid)
@@ -970,22 +990,11 @@ class AuthLogParser:
                 # its [0-9] matches as \d does) and no row matched the message; or no row has that word.
                 st.unparsed += 1
                 return None
-            rx = _sshd_message_rx(line, pos)
-            m = rx[0](line, pos) if rx is not None else None
-            if m is None:
-                st.unparsed += 1
-                return None
-            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
-        else:
-            rx = _all_rows_rx()
-            m = rx[0](line, pos)
-            if m is None:
-                st.unparsed += 1
-                return None
-            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
-            if family != _ALL and family != prog:
-                st.unparsed += 1
-                return None
+        matched = _match_message(line, pos, prog)
+        if matched is None:
+            st.unparsed += 1
+            return None
+        m, gi, build = matched
         v = m.group(*gi)
         ev = build(self, v, self._timestamp(ts_s), host, prog, int(pid_s) if pid_s else None, v[-1] is not None, line)
         if ev is None:
@@ -1042,23 +1051,11 @@ class AuthLogParser:
         if not isinstance(msg, str) or len(msg) > MAX_LINE:
             st.unparsed += 1
             return None
-        if comm in SSHD_PROGRAMS:
-            rx = _sshd_message_rx(msg)
-            m = rx[0](msg) if rx is not None else None
-            if m is None:
-                st.unparsed += 1
-                return None
-            gi, build, _family = rx[1][m.lastgroup]  # type: ignore[index]
-        else:
-            rx = _all_rows_rx()
-            m = rx[0](msg)
-            if m is None:
-                st.unparsed += 1
-                return None
-            gi, build, family = rx[1][m.lastgroup]  # type: ignore[index]
-            if family != _ALL and family != comm:
-                st.unparsed += 1
-                return None
+        matched = _match_message(msg, 0, comm)
+        if matched is None:
+            st.unparsed += 1
+            return None
+        m, gi, build = matched
         v = m.group(*gi)
         pid_s = rec.get("_PID")
         # isdecimal, not isdigit: "1²" passes isdigit and makes int() raise.
