@@ -112,25 +112,27 @@ def remove_notifier_units() -> None:
     """roles/ssh_notify/tasks/absent.yml: a watcher left running without its config would restart forever."""
     rv = role_vars()
     remove_legacy_path_unit()
-    running = [f"{rv['_ssh_notify_watch_unit']}.service", f"{rv['_ssh_notify_unit']}.timer"]
-    for name in [*running, f"{rv['_ssh_notify_unit']}.service"]:
-        path = f"/etc/systemd/system/{name}"
-        if host.get_fact(File, path=path) is None:
-            continue
-        if name in running:
-            systemd.service(name=f"Stop and disable {name}", service=name, running=False, enabled=False)
-        files.file(name=f"Remove {name}", path=path, present=False)
+    remove_unit(f"{rv['_ssh_notify_watch_unit']}.service", stop=True)
+    remove_unit(f"{rv['_ssh_notify_unit']}.timer", stop=True)
+    remove_unit(f"{rv['_ssh_notify_unit']}.service", stop=False)
 
 
 def remove_legacy_path_unit() -> None:
     """roles/ssh_notify/tasks/legacy_path_unit.yml: the path unit started a service at every login."""
-    legacy = role_vars()["_ssh_notify_legacy_path_unit"]
-    if host.get_fact(File, path=f"/etc/systemd/system/{legacy}") is None:
-        return
-    systemd.service(name=f"Stop and disable {legacy} (earlier versions)", service=legacy, running=False, enabled=False)
     # a failed unit stays in systemctl --failed after its file is gone
-    server.shell(name=f"Forget a failure of {legacy}", commands=[f"systemctl reset-failed {legacy} || true"])
-    files.file(name=f"Remove {legacy}", path=f"/etc/systemd/system/{legacy}", present=False)
+    remove_unit(role_vars()["_ssh_notify_legacy_path_unit"], stop=True, forget_failure=True)
+
+
+def remove_unit(name: str, *, stop: bool, forget_failure: bool = False) -> None:
+    """Stop and disable a unit of ours (``stop``), then remove its file; nothing when it is not installed."""
+    path = f"/etc/systemd/system/{name}"
+    if host.get_fact(File, path=path) is None:
+        return
+    if stop:
+        systemd.service(name=f"Stop and disable {name}", service=name, running=False, enabled=False)
+    if forget_failure:
+        server.shell(name=f"Forget a failure of {name}", commands=[f"systemctl reset-failed {name} || true"])
+    files.file(name=f"Remove {name}", path=path, present=False)
 
 
 def with_hook(text: str, line: str, regexp: str, present: bool) -> str:
@@ -192,7 +194,7 @@ def notify_steps() -> None:
             user="root",
             group="root",
             mode="0644",
-        )  # fmt: skip
+        )
         for name in rv["_ssh_notify_core_files"]
     ]
     entry = files.put(
@@ -220,7 +222,7 @@ def notify_steps() -> None:
             user="root",
             group="root",
             mode="0644",
-        )  # fmt: skip
+        )
         for name, text in units.items()
     ]
     reload = any(op.will_change for op in written)
