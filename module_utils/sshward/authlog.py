@@ -1446,6 +1446,8 @@ class Summary:
                 if seen is None or ts > seen:
                     s.last_seen = ts
             if role:
+                # _fast_count repeats these two rules (unit tests hold the two to equal counts): one
+                # method for both cost this loop 8 % (a call per failure, measured).
                 if role == _R_FAILED:
                     s.failures += 1
                     s._failed_conns.add((ev.host, ev.port))
@@ -1731,6 +1733,7 @@ def _fast_count(pieces: Iterable[str], summary: Summary) -> int:
                 if res == "Accepted":
                     s.accepted += 1
                     continue
+                # Summary.add's rules, inline for the same reason as there
                 s.failures += 1
                 s._failed_conns.add((host, int(port)))
                 if user == "root":
