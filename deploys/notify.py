@@ -111,28 +111,33 @@ def notifier_units(spool_dir: str, config_path: str, flush_interval: str) -> dic
 def remove_notifier_units() -> None:
     """roles/ssh_notify/tasks/absent.yml: a watcher left running without its config would restart forever."""
     rv = role_vars()
-    remove_legacy_path_unit()
-    remove_unit(f"{rv['_ssh_notify_watch_unit']}.service", stop=True)
-    remove_unit(f"{rv['_ssh_notify_unit']}.timer", stop=True)
-    remove_unit(f"{rv['_ssh_notify_unit']}.service", stop=False)
+    removed = [
+        remove_legacy_path_unit(),
+        remove_unit(f"{rv['_ssh_notify_watch_unit']}.service", stop=True),
+        remove_unit(f"{rv['_ssh_notify_unit']}.timer", stop=True),
+        remove_unit(f"{rv['_ssh_notify_unit']}.service", stop=False),
+    ]
+    if any(removed):
+        systemd.daemon_reload(name="Reload systemd (the notifier's units are gone)")
 
 
-def remove_legacy_path_unit() -> None:
+def remove_legacy_path_unit() -> bool:
     """roles/ssh_notify/tasks/legacy_path_unit.yml: the path unit started a service at every login."""
     # a failed unit stays in systemctl --failed after its file is gone
-    remove_unit(role_vars()["_ssh_notify_legacy_path_unit"], stop=True, forget_failure=True)
+    return remove_unit(role_vars()["_ssh_notify_legacy_path_unit"], stop=True, forget_failure=True)
 
 
-def remove_unit(name: str, *, stop: bool, forget_failure: bool = False) -> None:
-    """Stop and disable a unit of ours (``stop``), then remove its file; nothing when it is not installed."""
+def remove_unit(name: str, *, stop: bool, forget_failure: bool = False) -> bool:
+    """Stop and disable a unit of ours (``stop``), then remove its file; False when it is not installed."""
     path = f"/etc/systemd/system/{name}"
     if host.get_fact(File, path=path) is None:
-        return
+        return False
     if stop:
         systemd.service(name=f"Stop and disable {name}", service=name, running=False, enabled=False)
     if forget_failure:
         server.shell(name=f"Forget a failure of {name}", commands=[f"systemctl reset-failed {name} || true"])
     files.file(name=f"Remove {name}", path=path, present=False)
+    return True
 
 
 def with_hook(text: str, line: str, regexp: str, present: bool) -> str:

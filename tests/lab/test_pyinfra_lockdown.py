@@ -273,6 +273,35 @@ def test_a_login_is_spooled_by_the_hook(notified, lab):
     assert any(name.endswith(".json") for name in spooled)
 
 
+def test_notify_watcher_runs(notified, lab):
+    active = lab.exec("target", "systemctl", "is-active", "sshward-notify-watch.service", check=False)
+    assert active.stdout.strip() == "active"
+
+
+def test_notify_without_channels_removes_hook_config_and_units(notified, lab):
+    """After the tests above: the deploy run again with no channel takes everything back."""
+    inventory = lab.dir / "inventory-notify-off.py"
+    data = {
+        "_sudo": True,
+        "ssh_user": "admin",
+        "ssh_key": str(lab.dir / "id_ed25519"),
+        "ssh_known_hosts_file": str(lab.dir / "known_hosts"),
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_notify_channels": [],
+    }
+    inventory.write_text(f"hosts = [({lab.address('target')!r}, {data!r})]\n")
+    run(["pyinfra", "-y", str(inventory), "deploys/notify.py"], env={"PYTHONPATH": f"{ROOT / 'module_utils'}:{ROOT}"},
+        cwd=ROOT, timeout=600)  # fmt: skip
+    left = [name for name in lab.exec("target", "ls", "/etc/systemd/system").stdout.split() if "sshward-notify" in name]
+    watcher = lab.exec("target", "systemctl", "is-active", "sshward-notify-watch.service", check=False).stdout.strip()
+    # not-found: systemd was reloaded after the files went
+    load = lab.exec("target", "systemctl", "show", "-p", "LoadState", "--value", "sshward-notify-watch.service").stdout
+    config = lab.exec("target", "test", "-e", "/etc/sshward/notify.json", check=False).returncode
+    hook = notify_pam.session_line(notify_pam.DEFAULT_SPOOL)
+    hooked = hook in [ln.strip() for ln in lab.exec("target", "cat", "/etc/pam.d/sshd").stdout.splitlines()]
+    assert (left, watcher, load.strip(), config, hooked) == ([], "inactive", "not-found", 1, False)
+
+
 def test_restriction_reverts_by_itself(lab):
     """Last: waits for the armed revert (nobody confirmed) to remove the restriction."""
     deadline = json.loads(lab.plan)["fires_at"] + 60
